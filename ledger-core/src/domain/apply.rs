@@ -1,0 +1,684 @@
+//! `apply(state, event)`: carries out an event. It trusts nothing it can
+//! check: ids must be the next in sequence, lots must hold what the event
+//! takes from them, and the derived values an event records (funding after,
+//! totals) must equal what the state computes. For events `decide` produced
+//! these checks cannot fail, so `apply` treats a failure as a broken
+//! programme and stops; the replay tool calls `try_apply` to report it.
+
+use std::collections::BTreeMap;
+
+use super::event::{Event, LotCredit, LotPortion};
+use super::ids::{AccountId, LotId};
+use super::money::{Amount, Points};
+use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX};
+use super::state::{
+    Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantStatus, PeriodState,
+    Program, RedemptionRecord, State,
+};
+use super::time::Timestamp;
+
+/// An event that does not fit the state it is applied to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot apply {event_kind}: {reason}")]
+pub struct ApplyError {
+    pub event_kind: &'static str,
+    pub reason: String,
+}
+
+/// Applies an event `decide` produced. Panics if it does not fit: that is a
+/// bug in `decide` or `apply`, never a business outcome.
+pub fn apply(state: &mut State, event: &Event) {
+    if let Err(error) = try_apply(state, event) {
+        panic!("decide produced an event apply cannot carry out: {error}");
+    }
+}
+
+/// Applies an event from an untrusted source (a log under audit). On error
+/// the state may be partly updated and must be discarded.
+pub fn try_apply(state: &mut State, event: &Event) -> Result<(), ApplyError> {
+    let fail = |reason: String| ApplyError {
+        event_kind: event.kind(),
+        reason,
+    };
+    apply_event(state, event).map_err(fail)
+}
+
+type Outcome = Result<(), String>;
+
+fn ensure(condition: bool, reason: impl FnOnce() -> String) -> Outcome {
+    if condition { Ok(()) } else { Err(reason()) }
+}
+
+fn next_id(counter: &mut u64, id: u64, what: &str) -> Outcome {
+    ensure(id == *counter, || {
+        format!("{what} id {id}, expected {counter}")
+    })?;
+    *counter += 1;
+    Ok(())
+}
+
+fn checked_add(left: Points, right: Points, what: &str) -> Result<Points, String> {
+    left.checked_add(right)
+        .ok_or_else(|| format!("{what} overflows"))
+}
+
+fn checked_sub(left: Points, right: Points, what: &str) -> Result<Points, String> {
+    left.checked_sub(right)
+        .ok_or_else(|| format!("{what} would go below zero ({left} - {right})"))
+}
+
+fn merchant_mut<'state>(
+    state: &'state mut State,
+    merchant_id: &super::ids::MerchantId,
+) -> Result<&'state mut Merchant, String> {
+    state
+        .merchants
+        .get_mut(merchant_id)
+        .ok_or_else(|| format!("merchant {merchant_id} does not exist"))
+}
+
+fn account_mut<'state>(
+    accounts: &'state mut rustc_hash::FxHashMap<AccountId, Account>,
+    account: &AccountId,
+) -> Result<&'state mut Account, String> {
+    accounts
+        .get_mut(account)
+        .ok_or_else(|| format!("account {account} does not exist"))
+}
+
+fn roll_period(period: &mut PeriodState, at: Timestamp, length_days: u32) {
+    let view = period.view_at(at, length_days);
+    if view.start != period.start || length_days != period.length_days {
+        *period = PeriodState {
+            start: view.start,
+            length_days,
+            issued: 0,
+            redeemed: 0,
+            previous_redeemed: view.previous_redeemed,
+        };
+    }
+}
+
+fn prune_recent(recent: &mut std::collections::VecDeque<(Timestamp, Points)>, now: Timestamp) {
+    let horizon = now.minus_seconds(VELOCITY_WINDOW_SECONDS_MAX);
+    while recent.front().is_some_and(|(at, _)| *at <= horizon) {
+        recent.pop_front();
+    }
+}
+
+/// Takes each portion from its lot, exactly as recorded.
+fn debit_portions(
+    account: &mut Account,
+    account_id: &AccountId,
+    portions: &[LotPortion],
+    lot_expiries: &mut BTreeMap<(Timestamp, LotId), AccountId>,
+) -> Result<Points, String> {
+    let mut total: Points = 0;
+    for portion in portions {
+        ensure(portion.points > 0, || {
+            format!("empty portion of lot {}", portion.lot_id)
+        })?;
+        let index = account
+            .lots
+            .iter()
+            .position(|lot| lot.lot_id == portion.lot_id)
+            .ok_or_else(|| format!("lot {} is not in account {account_id}", portion.lot_id))?;
+        let lot = &mut account.lots[index];
+        ensure(
+            lot.origin_merchant_id == portion.origin_merchant_id
+                && lot.expires_at == portion.expires_at
+                && lot.issued_at == portion.issued_at,
+            || format!("lot {} is recorded with other origin or dates", lot.lot_id),
+        )?;
+        lot.remaining = checked_sub(lot.remaining, portion.points, "lot remaining")?;
+        if lot.remaining == 0 {
+            if let Some(expires_at) = lot.expires_at {
+                lot_expiries.remove(&(expires_at, lot.lot_id));
+            }
+            account.lots.remove(index);
+        }
+        total = checked_add(total, portion.points, "portion total")?;
+    }
+    account.balance = checked_sub(account.balance, total, "balance")?;
+    Ok(total)
+}
+
+fn credit_lot(
+    account: &mut Account,
+    account_id: &AccountId,
+    lot: Lot,
+    lot_expiries: &mut BTreeMap<(Timestamp, LotId), AccountId>,
+) -> Outcome {
+    ensure(lot.remaining > 0, || format!("empty lot {}", lot.lot_id))?;
+    account.balance = checked_add(account.balance, lot.remaining, "balance")?;
+    if let Some(expires_at) = lot.expires_at {
+        lot_expiries.insert((expires_at, lot.lot_id), account_id.clone());
+    }
+    let key = lot.consumption_key();
+    let index = account
+        .lots
+        .partition_point(|existing| existing.consumption_key() < key);
+    account.lots.insert(index, lot);
+    Ok(())
+}
+
+fn credit_lots(
+    state: &mut State,
+    account_id: &AccountId,
+    credits: &[LotCredit],
+) -> Result<Points, String> {
+    let mut total: Points = 0;
+    for credit in credits {
+        next_id(&mut state.next_ids.lot, credit.lot_id.0, "lot")?;
+        let account = state.accounts.entry(account_id.clone()).or_default();
+        credit_lot(
+            account,
+            account_id,
+            Lot {
+                lot_id: credit.lot_id,
+                origin_merchant_id: credit.origin_merchant_id.clone(),
+                remaining: credit.points,
+                issued_at: credit.issued_at,
+                expires_at: credit.expires_at,
+            },
+            &mut state.lot_expiries,
+        )?;
+        total = checked_add(total, credit.points, "credit total")?;
+    }
+    Ok(total)
+}
+
+fn portions_of(credits: &[LotCredit]) -> Vec<LotPortion> {
+    credits
+        .iter()
+        .map(|credit| LotPortion {
+            lot_id: credit.source_lot_id,
+            origin_merchant_id: credit.origin_merchant_id.clone(),
+            points: credit.points,
+            issued_at: credit.issued_at,
+            expires_at: credit.expires_at,
+        })
+        .collect()
+}
+
+fn end_hold(
+    state: &mut State,
+    hold_id: super::ids::HoldId,
+    status: HoldStatus,
+) -> Result<Hold, String> {
+    let hold = state
+        .holds
+        .get_mut(&hold_id)
+        .ok_or_else(|| format!("hold {hold_id} does not exist"))?;
+    ensure(hold.status == HoldStatus::Active, || {
+        format!("hold {hold_id} is {:?}", hold.status)
+    })?;
+    hold.status = status;
+    let hold = hold.clone();
+    state.hold_timeouts.remove(&(hold.expires_at, hold_id));
+    let account = account_mut(&mut state.accounts, &hold.account)?;
+    account.held = checked_sub(account.held, hold.points, "held")?;
+    account.active_holds.retain(|active| *active != hold_id);
+    Ok(hold)
+}
+
+fn record_redeemed(state: &mut State, points: Points, at: Timestamp) -> Outcome {
+    state.supply.redeemed_total =
+        checked_add(state.supply.redeemed_total, points, "redeemed total")?;
+    let length_days = state.period_length_days();
+    roll_period(&mut state.period, at, length_days);
+    state.period.redeemed = checked_add(state.period.redeemed, points, "period redeemed")?;
+    Ok(())
+}
+
+fn ensure_funding(recorded: Amount, computed: Option<Amount>) -> Outcome {
+    ensure(computed == Some(recorded), || {
+        format!("funding after is recorded as {recorded}, computed {computed:?}")
+    })
+}
+
+fn apply_event(state: &mut State, event: &Event) -> Outcome {
+    match event {
+        Event::ProgramConfigured(configured) => {
+            let expected = state
+                .program
+                .as_ref()
+                .map_or(1, |program| program.version + 1);
+            ensure(configured.version == expected, || {
+                format!("version {}, expected {expected}", configured.version)
+            })?;
+            state.program = Some(Program {
+                version: configured.version,
+                rules: configured.rules.clone(),
+            });
+            let length_days = state.period_length_days();
+            roll_period(&mut state.period, configured.configured_at, length_days);
+        }
+        Event::MerchantApplied(applied) => {
+            ensure(!state.merchants.contains_key(&applied.merchant_id), || {
+                format!("merchant {} exists", applied.merchant_id)
+            })?;
+            state.merchants.insert(
+                applied.merchant_id.clone(),
+                Merchant {
+                    name: applied.name.clone(),
+                    currency: applied.currency,
+                    issue_price: applied.issue_price,
+                    redemption_value: applied.redemption_value,
+                    status: MerchantStatus::Pending,
+                    funding: Amount::ZERO,
+                },
+            );
+        }
+        Event::MerchantApproved(change)
+        | Event::MerchantRejected(change)
+        | Event::MerchantSuspended(change)
+        | Event::MerchantReinstated(change) => {
+            let (from, to) = match event {
+                Event::MerchantApproved(_) => (MerchantStatus::Pending, MerchantStatus::Active),
+                Event::MerchantRejected(_) => (MerchantStatus::Pending, MerchantStatus::Rejected),
+                Event::MerchantSuspended(_) => (MerchantStatus::Active, MerchantStatus::Suspended),
+                _ => (MerchantStatus::Suspended, MerchantStatus::Active),
+            };
+            let merchant = merchant_mut(state, &change.merchant_id)?;
+            ensure(merchant.status == from, || {
+                format!(
+                    "merchant {} is {:?}, not {from:?}",
+                    change.merchant_id, merchant.status
+                )
+            })?;
+            merchant.status = to;
+        }
+        Event::DepositRecorded(deposit) => {
+            let merchant = merchant_mut(state, &deposit.merchant_id)?;
+            ensure(deposit.amount.currency == merchant.currency, || {
+                "deposit currency differs from the merchant's".to_owned()
+            })?;
+            ensure_funding(
+                deposit.funding_after,
+                merchant.funding.checked_add(deposit.amount.amount),
+            )?;
+            merchant.funding = deposit.funding_after;
+        }
+        Event::ApiKeyCreated(created) => {
+            ensure(!state.api_keys.contains_key(&created.key_id), || {
+                format!("API key {} exists", created.key_id)
+            })?;
+            state.api_keys.insert(
+                created.key_id.clone(),
+                ApiKey {
+                    role: created.role,
+                    merchant_id: created.merchant_id.clone(),
+                    key_hash: created.key_hash.clone(),
+                    revoked: false,
+                },
+            );
+        }
+        Event::ApiKeyRevoked(revoked) => {
+            let key = state
+                .api_keys
+                .get_mut(&revoked.key_id)
+                .ok_or_else(|| format!("API key {} does not exist", revoked.key_id))?;
+            ensure(!key.revoked, || {
+                format!("API key {} already revoked", revoked.key_id)
+            })?;
+            key.revoked = true;
+        }
+        Event::PointsIssued(issued) => {
+            next_id(
+                &mut state.next_ids.issuance,
+                issued.issuance_id.0,
+                "issuance",
+            )?;
+            next_id(&mut state.next_ids.lot, issued.lot_id.0, "lot")?;
+            let order_key = (issued.merchant_id.clone(), issued.order_ref.clone());
+            ensure(!state.orders.contains_key(&order_key), || {
+                format!(
+                    "order {} of {} already earned",
+                    issued.order_ref, issued.merchant_id
+                )
+            })?;
+            let merchant = merchant_mut(state, &issued.merchant_id)?;
+            ensure(issued.funds_consumed.currency == merchant.currency, || {
+                "funding currency differs from the merchant's".to_owned()
+            })?;
+            ensure_funding(
+                issued.funding_after,
+                merchant.funding.checked_sub(issued.funds_consumed.amount),
+            )?;
+            merchant.funding = issued.funding_after;
+            let currency = merchant.currency;
+
+            let account = state.accounts.entry(issued.account.clone()).or_default();
+            credit_lot(
+                account,
+                &issued.account,
+                Lot {
+                    lot_id: issued.lot_id,
+                    origin_merchant_id: issued.merchant_id.clone(),
+                    remaining: issued.points,
+                    issued_at: issued.issued_at,
+                    expires_at: issued.expires_at,
+                },
+                &mut state.lot_expiries,
+            )?;
+            let day = issued.issued_at.day_index();
+            match account.earned_by_day.back_mut() {
+                Some((last_day, points)) if *last_day == day => {
+                    *points = checked_add(*points, issued.points, "daily earnings")?;
+                }
+                _ => account.earned_by_day.push_back((day, issued.points)),
+            }
+            let horizon = day - i64::from(TIER_WINDOW_DAYS_MAX);
+            while account
+                .earned_by_day
+                .front()
+                .is_some_and(|(day, _)| *day <= horizon)
+            {
+                account.earned_by_day.pop_front();
+            }
+
+            state.supply.issued_total =
+                checked_add(state.supply.issued_total, issued.points, "issued total")?;
+            let length_days = state.period_length_days();
+            roll_period(&mut state.period, issued.issued_at, length_days);
+            ensure(state.period.start == issued.period_start, || {
+                format!(
+                    "period start recorded as {}, computed {}",
+                    issued.period_start, state.period.start
+                )
+            })?;
+            state.period.issued = checked_add(state.period.issued, issued.points, "period issued")?;
+            state.orders.insert(order_key, issued.issuance_id);
+            state.issuances.insert(
+                issued.issuance_id,
+                IssuanceRecord {
+                    account: issued.account.clone(),
+                    merchant_id: issued.merchant_id.clone(),
+                    points: issued.points,
+                    lot_id: issued.lot_id,
+                    unit_price: issued.unit_price,
+                    currency,
+                    points_reversed: 0,
+                },
+            );
+        }
+        Event::PointsRedeemed(redeemed) => {
+            next_id(
+                &mut state.next_ids.redemption,
+                redeemed.redemption_id.0,
+                "redemption",
+            )?;
+            let account = account_mut(&mut state.accounts, &redeemed.account)?;
+            let total = debit_portions(
+                account,
+                &redeemed.account,
+                &redeemed.consumed,
+                &mut state.lot_expiries,
+            )?;
+            ensure(total == redeemed.points, || {
+                format!(
+                    "consumed {total} points for a redemption of {}",
+                    redeemed.points
+                )
+            })?;
+            ensure(account.held <= account.balance, || {
+                format!("redemption spends held points of {}", redeemed.account)
+            })?;
+            prune_recent(&mut account.recent_redemptions, redeemed.redeemed_at);
+            account
+                .recent_redemptions
+                .push_back((redeemed.redeemed_at, redeemed.points));
+            record_redeemed(state, redeemed.points, redeemed.redeemed_at)?;
+            state.redemptions.insert(
+                redeemed.redemption_id,
+                RedemptionRecord {
+                    account: redeemed.account.clone(),
+                    merchant_id: redeemed.merchant_id.clone(),
+                    points: redeemed.points,
+                    consumed: redeemed.consumed.clone(),
+                    unit_value: redeemed.unit_value,
+                    currency: redeemed.value_owed.currency,
+                    points_reversed: 0,
+                },
+            );
+        }
+        Event::PointsTransferred(transfer) => {
+            next_id(
+                &mut state.next_ids.transfer,
+                transfer.transfer_id.0,
+                "transfer",
+            )?;
+            ensure(transfer.from != transfer.to, || {
+                "transfer to itself".to_owned()
+            })?;
+            let sender = account_mut(&mut state.accounts, &transfer.from)?;
+            let debited = debit_portions(
+                sender,
+                &transfer.from,
+                &portions_of(&transfer.moved),
+                &mut state.lot_expiries,
+            )?;
+            ensure(sender.held <= sender.balance, || {
+                format!("transfer moves held points of {}", transfer.from)
+            })?;
+            prune_recent(&mut sender.recent_transfers, transfer.transferred_at);
+            sender
+                .recent_transfers
+                .push_back((transfer.transferred_at, transfer.points));
+            let credited = credit_lots(state, &transfer.to, &transfer.moved)?;
+            ensure(
+                debited == transfer.points && credited == transfer.points,
+                || {
+                    format!(
+                        "moved {debited}/{credited} points for a transfer of {}",
+                        transfer.points
+                    )
+                },
+            )?;
+        }
+        Event::PointsHeld(held) => {
+            next_id(&mut state.next_ids.hold, held.hold_id.0, "hold")?;
+            ensure(held.points > 0, || "empty hold".to_owned())?;
+            let account = account_mut(&mut state.accounts, &held.account)?;
+            ensure(held.points <= account.available(), || {
+                format!(
+                    "hold of {} exceeds available {}",
+                    held.points,
+                    account.available()
+                )
+            })?;
+            account.held += held.points;
+            account.active_holds.push(held.hold_id);
+            prune_recent(&mut account.recent_redemptions, held.held_at);
+            account
+                .recent_redemptions
+                .push_back((held.held_at, held.points));
+            state.hold_timeouts.insert((held.expires_at, held.hold_id));
+            state.holds.insert(
+                held.hold_id,
+                Hold {
+                    account: held.account.clone(),
+                    merchant_id: held.merchant_id.clone(),
+                    order_ref: held.order_ref.clone(),
+                    points: held.points,
+                    expires_at: held.expires_at,
+                    status: HoldStatus::Active,
+                },
+            );
+        }
+        Event::HoldCaptured(captured) => {
+            next_id(
+                &mut state.next_ids.redemption,
+                captured.redemption_id.0,
+                "redemption",
+            )?;
+            let hold = end_hold(state, captured.hold_id, HoldStatus::Captured)?;
+            ensure(
+                hold.account == captured.account
+                    && checked_add(captured.points, captured.points_released, "capture")?
+                        == hold.points,
+                || format!("capture does not match hold {}", captured.hold_id),
+            )?;
+            let account = account_mut(&mut state.accounts, &captured.account)?;
+            let total = debit_portions(
+                account,
+                &captured.account,
+                &captured.consumed,
+                &mut state.lot_expiries,
+            )?;
+            ensure(total == captured.points, || {
+                format!(
+                    "consumed {total} points for a capture of {}",
+                    captured.points
+                )
+            })?;
+            ensure(account.held <= account.balance, || {
+                "capture spends other holds' points".to_owned()
+            })?;
+            record_redeemed(state, captured.points, captured.captured_at)?;
+            state.redemptions.insert(
+                captured.redemption_id,
+                RedemptionRecord {
+                    account: captured.account.clone(),
+                    merchant_id: captured.merchant_id.clone(),
+                    points: captured.points,
+                    consumed: captured.consumed.clone(),
+                    unit_value: captured.unit_value,
+                    currency: captured.value_owed.currency,
+                    points_reversed: 0,
+                },
+            );
+        }
+        Event::HoldReleased(released) => {
+            let status = match released.reason {
+                super::event::HoldReleaseReason::Released => HoldStatus::Released,
+                super::event::HoldReleaseReason::TimedOut => HoldStatus::TimedOut,
+            };
+            let hold = end_hold(state, released.hold_id, status)?;
+            ensure(
+                hold.points == released.points && hold.account == released.account,
+                || format!("release does not match hold {}", released.hold_id),
+            )?;
+        }
+        Event::IssuanceReversed(reversed) => {
+            next_id(
+                &mut state.next_ids.reversal,
+                reversed.reversal_id.0,
+                "reversal",
+            )?;
+            let issuance = state
+                .issuances
+                .get_mut(&reversed.issuance_id)
+                .ok_or_else(|| format!("issuance {} does not exist", reversed.issuance_id))?;
+            issuance.points_reversed = checked_add(
+                issuance.points_reversed,
+                reversed.points_requested,
+                "points reversed",
+            )?;
+            ensure(issuance.points_reversed <= issuance.points, || {
+                format!(
+                    "issuance {} reversed beyond its points",
+                    reversed.issuance_id
+                )
+            })?;
+            ensure(
+                checked_add(
+                    reversed.points_reversed,
+                    reversed.points_unrecoverable,
+                    "reversal",
+                )? == reversed.points_requested,
+                || "reversed + unrecoverable differs from requested".to_owned(),
+            )?;
+            let account = account_mut(&mut state.accounts, &reversed.account)?;
+            let total = debit_portions(
+                account,
+                &reversed.account,
+                &reversed.clawed_back,
+                &mut state.lot_expiries,
+            )?;
+            ensure(total == reversed.points_reversed, || {
+                format!(
+                    "clawed back {total} points, recorded {}",
+                    reversed.points_reversed
+                )
+            })?;
+            ensure(account.held <= account.balance, || {
+                "reversal takes held points".to_owned()
+            })?;
+            let merchant = merchant_mut(state, &reversed.merchant_id)?;
+            ensure_funding(
+                reversed.funding_after,
+                merchant.funding.checked_add(reversed.funds_returned.amount),
+            )?;
+            merchant.funding = reversed.funding_after;
+            state.supply.reversed_total = checked_add(
+                state.supply.reversed_total,
+                reversed.points_reversed,
+                "reversed total",
+            )?;
+        }
+        Event::RedemptionReversed(reversed) => {
+            next_id(
+                &mut state.next_ids.reversal,
+                reversed.reversal_id.0,
+                "reversal",
+            )?;
+            let redemption = state
+                .redemptions
+                .get_mut(&reversed.redemption_id)
+                .ok_or_else(|| format!("redemption {} does not exist", reversed.redemption_id))?;
+            redemption.points_reversed = checked_add(
+                redemption.points_reversed,
+                reversed.points,
+                "points reversed",
+            )?;
+            ensure(redemption.points_reversed <= redemption.points, || {
+                format!(
+                    "redemption {} reversed beyond its points",
+                    reversed.redemption_id
+                )
+            })?;
+            let credited = credit_lots(state, &reversed.account, &reversed.restored)?;
+            ensure(credited == reversed.points, || {
+                format!("restored {credited} points, recorded {}", reversed.points)
+            })?;
+            state.supply.redeemed_total = checked_sub(
+                state.supply.redeemed_total,
+                reversed.points,
+                "redeemed total",
+            )?;
+            state.supply.redemption_reversed_total = checked_add(
+                state.supply.redemption_reversed_total,
+                reversed.points,
+                "redemption reversed total",
+            )?;
+        }
+        Event::PointsExpired(expired) => {
+            let account = account_mut(&mut state.accounts, &expired.account)?;
+            ensure(
+                expired
+                    .lots
+                    .iter()
+                    .all(|lot| lot.expires_at.is_some_and(|at| at <= expired.as_of)),
+                || "expires a lot that is not due".to_owned(),
+            )?;
+            let total = debit_portions(
+                account,
+                &expired.account,
+                &expired.lots,
+                &mut state.lot_expiries,
+            )?;
+            ensure(total == expired.points, || {
+                format!("expired {total} points, recorded {}", expired.points)
+            })?;
+            ensure(account.held <= account.balance, || {
+                "expiry takes held points".to_owned()
+            })?;
+            state.supply.expired_total =
+                checked_add(state.supply.expired_total, expired.points, "expired total")?;
+        }
+        Event::ExpiryRunCompleted(_) | Event::RiskAlertRaised(_) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! `decide(state, command, context) -> events | rejection`: the only place a
+//! command becomes events. It never mutates state; every derived value the
+//! events carry (lots consumed, ids, prices, funding after) is computed here
+//! so that `apply` only has to carry it out and re-check it.
+
+mod account_view;
+mod admin;
+mod expiry;
+mod issuance;
+mod reversal;
+mod spending;
+
+use super::command::{Actor, Command, Context, Role};
+use super::event::Event;
+use super::ids::MerchantId;
+use super::money::{POINTS_PER_COMMAND_MAX, Points};
+use super::rejection::Rejection;
+use super::state::{Merchant, MerchantStatus, NextIds, State};
+
+/// Judges `command` against `state` as of `context.now`. A rejection leaves
+/// no trace; an acceptance yields at least one event.
+pub fn decide(
+    state: &State,
+    command: &Command,
+    context: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    authorize(state, command, &context.actor)?;
+    let now = context.now;
+    match command {
+        Command::ConfigureProgram { rules } => admin::configure_program(state, rules, now),
+        Command::ApplyMerchant {
+            merchant_id,
+            name,
+            currency,
+            issue_price,
+            redemption_value,
+        } => admin::apply_merchant(
+            state,
+            merchant_id,
+            name,
+            *currency,
+            *issue_price,
+            *redemption_value,
+            now,
+        ),
+        Command::ApproveMerchant {
+            merchant_id,
+            reason,
+        }
+        | Command::RejectMerchant {
+            merchant_id,
+            reason,
+        }
+        | Command::SuspendMerchant {
+            merchant_id,
+            reason,
+        }
+        | Command::ReinstateMerchant {
+            merchant_id,
+            reason,
+        } => admin::change_merchant_status(state, command, merchant_id, reason.as_deref(), now),
+        Command::RecordDeposit {
+            merchant_id,
+            amount,
+        } => admin::record_deposit(state, merchant_id, *amount, now),
+        Command::CreateApiKey {
+            key_id,
+            role,
+            merchant_id,
+            key_hash,
+        } => admin::create_api_key(state, key_id, *role, merchant_id.as_ref(), key_hash, now),
+        Command::RevokeApiKey { key_id } => admin::revoke_api_key(state, key_id, now),
+        Command::IssuePoints {
+            account,
+            merchant_id,
+            order_ref,
+            points,
+            purchase_amount,
+            category,
+        } => issuance::issue_points(
+            state,
+            issuance::IssueRequest {
+                account,
+                merchant_id,
+                order_ref,
+                points: *points,
+                purchase_amount: *purchase_amount,
+                category: category.as_ref(),
+            },
+            now,
+        ),
+        Command::RedeemPoints {
+            account,
+            merchant_id,
+            points,
+            order_ref,
+        } => spending::redeem_points(state, account, merchant_id, *points, order_ref, now),
+        Command::TransferPoints { from, to, points } => {
+            spending::transfer_points(state, from, to, *points, now)
+        }
+        Command::HoldPoints {
+            account,
+            merchant_id,
+            points,
+            order_ref,
+            expires_in_seconds,
+        } => spending::hold_points(
+            state,
+            account,
+            merchant_id,
+            *points,
+            order_ref.as_ref(),
+            *expires_in_seconds,
+            now,
+        ),
+        Command::CaptureHold { hold_id, points } => {
+            spending::capture_hold(state, *hold_id, *points, now)
+        }
+        Command::ReleaseHold { hold_id } => spending::release_hold(state, *hold_id, now),
+        Command::ReverseIssuance {
+            issuance_id,
+            points,
+        } => reversal::reverse_issuance(state, *issuance_id, *points, now),
+        Command::ReverseRedemption {
+            redemption_id,
+            points,
+        } => reversal::reverse_redemption(state, *redemption_id, *points, now),
+        Command::RunExpiry { as_of } => expiry::run_expiry(state, *as_of, now),
+    }
+}
+
+/// Roles and merchant scope. Admins may do anything; merchant keys may only
+/// issue, redeem, hold and reverse for their own merchant; auditors and
+/// analysts only read.
+fn authorize(state: &State, command: &Command, actor: &Actor) -> Result<(), Rejection> {
+    match actor.role {
+        Role::Admin => return Ok(()),
+        Role::Auditor | Role::Analyst => {
+            return Err(Rejection::forbidden(format!(
+                "the {:?} role cannot run commands",
+                actor.role
+            )));
+        }
+        Role::Merchant => {}
+    }
+    let acting_for = match command {
+        Command::IssuePoints { merchant_id, .. }
+        | Command::RedeemPoints { merchant_id, .. }
+        | Command::HoldPoints { merchant_id, .. } => Some(merchant_id),
+        Command::CaptureHold { hold_id, .. } | Command::ReleaseHold { hold_id } => {
+            state.holds.get(hold_id).map(|hold| &hold.merchant_id)
+        }
+        Command::ReverseIssuance { issuance_id, .. } => state
+            .issuances
+            .get(issuance_id)
+            .map(|issuance| &issuance.merchant_id),
+        Command::ReverseRedemption { redemption_id, .. } => state
+            .redemptions
+            .get(redemption_id)
+            .map(|redemption| &redemption.merchant_id),
+        _ => {
+            return Err(Rejection::forbidden(format!(
+                "merchant keys cannot {}",
+                command.kind()
+            )));
+        }
+    };
+    match (acting_for, actor.merchant_id.as_ref()) {
+        // The target does not exist: let the command report not_found.
+        (None, _) => Ok(()),
+        (Some(target), Some(own)) if target == own => Ok(()),
+        (Some(target), _) => Err(Rejection::forbidden(format!(
+            "this key acts for merchant {}, not {target}",
+            actor
+                .merchant_id
+                .as_ref()
+                .map_or("(none)", MerchantId::as_str)
+        ))),
+    }
+}
+
+fn validate_points(field: &str, points: Points) -> Result<(), Rejection> {
+    if points == 0 || points > POINTS_PER_COMMAND_MAX {
+        return Err(Rejection::invalid(
+            field,
+            format!("must be between 1 and {POINTS_PER_COMMAND_MAX}"),
+        ));
+    }
+    Ok(())
+}
+
+fn find_merchant<'state>(
+    state: &'state State,
+    merchant_id: &MerchantId,
+) -> Result<&'state Merchant, Rejection> {
+    state
+        .merchants
+        .get(merchant_id)
+        .ok_or_else(|| Rejection::not_found("merchant", merchant_id))
+}
+
+fn require_active_merchant<'state>(
+    state: &'state State,
+    merchant_id: &MerchantId,
+) -> Result<&'state Merchant, Rejection> {
+    let merchant = find_merchant(state, merchant_id)?;
+    if merchant.status != MerchantStatus::Active {
+        return Err(Rejection::MerchantNotActive {
+            merchant_id: merchant_id.clone(),
+            status: merchant.status,
+        });
+    }
+    Ok(merchant)
+}
+
+/// Hands out the ids `apply` will expect, in order, within one command.
+struct IdAllocator {
+    next: NextIds,
+}
+
+impl IdAllocator {
+    fn new(state: &State) -> IdAllocator {
+        IdAllocator {
+            next: state.next_ids.clone(),
+        }
+    }
+
+    fn take(counter: &mut u64) -> u64 {
+        let id = *counter;
+        *counter += 1;
+        id
+    }
+
+    fn lot(&mut self) -> super::ids::LotId {
+        super::ids::LotId(Self::take(&mut self.next.lot))
+    }
+    fn issuance(&mut self) -> super::ids::IssuanceId {
+        super::ids::IssuanceId(Self::take(&mut self.next.issuance))
+    }
+    fn redemption(&mut self) -> super::ids::RedemptionId {
+        super::ids::RedemptionId(Self::take(&mut self.next.redemption))
+    }
+    fn transfer(&mut self) -> super::ids::TransferId {
+        super::ids::TransferId(Self::take(&mut self.next.transfer))
+    }
+    fn hold(&mut self) -> super::ids::HoldId {
+        super::ids::HoldId(Self::take(&mut self.next.hold))
+    }
+    fn reversal(&mut self) -> super::ids::ReversalId {
+        super::ids::ReversalId(Self::take(&mut self.next.reversal))
+    }
+}

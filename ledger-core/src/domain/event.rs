@@ -1,0 +1,367 @@
+//! Events: what happened, past tense, immutable. Each carries everything an
+//! auditor needs to understand it without other context (lots touched, their
+//! origins, prices, rule versions, the resulting funding), and `apply`
+//! re-checks the derived values it carries against its own state.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::Role;
+use super::ids::{
+    AccountId, Category, HoldId, IssuanceId, KeyId, LotId, MerchantId, OrderRef, RedemptionId,
+    ReversalId, TransferId,
+};
+use super::money::{Amount, Currency, Money, Points};
+use super::program::ProgramRules;
+use super::rejection::{RiskMeasure, RiskRule};
+use super::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    ProgramConfigured(Box<ProgramConfigured>),
+    MerchantApplied(MerchantApplied),
+    MerchantApproved(MerchantStatusChanged),
+    MerchantRejected(MerchantStatusChanged),
+    MerchantSuspended(MerchantStatusChanged),
+    MerchantReinstated(MerchantStatusChanged),
+    DepositRecorded(DepositRecorded),
+    ApiKeyCreated(ApiKeyCreated),
+    ApiKeyRevoked(ApiKeyRevoked),
+    PointsIssued(PointsIssued),
+    PointsRedeemed(PointsRedeemed),
+    PointsTransferred(PointsTransferred),
+    PointsHeld(PointsHeld),
+    HoldCaptured(HoldCaptured),
+    HoldReleased(HoldReleased),
+    IssuanceReversed(IssuanceReversed),
+    RedemptionReversed(RedemptionReversed),
+    PointsExpired(PointsExpired),
+    ExpiryRunCompleted(ExpiryRunCompleted),
+    RiskAlertRaised(RiskAlertRaised),
+}
+
+/// Current schema version of every event type. Bumped per type when its
+/// shape changes; older versions are upcast on read.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+impl Event {
+    /// The snake_case type name, as in the serde tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ProgramConfigured(_) => "program_configured",
+            Event::MerchantApplied(_) => "merchant_applied",
+            Event::MerchantApproved(_) => "merchant_approved",
+            Event::MerchantRejected(_) => "merchant_rejected",
+            Event::MerchantSuspended(_) => "merchant_suspended",
+            Event::MerchantReinstated(_) => "merchant_reinstated",
+            Event::DepositRecorded(_) => "deposit_recorded",
+            Event::ApiKeyCreated(_) => "api_key_created",
+            Event::ApiKeyRevoked(_) => "api_key_revoked",
+            Event::PointsIssued(_) => "points_issued",
+            Event::PointsRedeemed(_) => "points_redeemed",
+            Event::PointsTransferred(_) => "points_transferred",
+            Event::PointsHeld(_) => "points_held",
+            Event::HoldCaptured(_) => "hold_captured",
+            Event::HoldReleased(_) => "hold_released",
+            Event::IssuanceReversed(_) => "issuance_reversed",
+            Event::RedemptionReversed(_) => "redemption_reversed",
+            Event::PointsExpired(_) => "points_expired",
+            Event::ExpiryRunCompleted(_) => "expiry_run_completed",
+            Event::RiskAlertRaised(_) => "risk_alert_raised",
+        }
+    }
+
+    pub fn schema_version(&self) -> u32 {
+        EVENT_SCHEMA_VERSION
+    }
+
+    /// The accounts whose balance or lots this event changes.
+    pub fn accounts(&self) -> Vec<&AccountId> {
+        match self {
+            Event::PointsIssued(event) => vec![&event.account],
+            Event::PointsRedeemed(event) => vec![&event.account],
+            Event::PointsTransferred(event) => vec![&event.from, &event.to],
+            Event::PointsHeld(event) => vec![&event.account],
+            Event::HoldCaptured(event) => vec![&event.account],
+            Event::HoldReleased(event) => vec![&event.account],
+            Event::IssuanceReversed(event) => vec![&event.account],
+            Event::RedemptionReversed(event) => vec![&event.account],
+            Event::PointsExpired(event) => vec![&event.account],
+            Event::RiskAlertRaised(event) => vec![&event.account],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramConfigured {
+    /// 1 for the first configuration, then +1 per change.
+    pub version: u32,
+    pub rules: ProgramRules,
+    pub configured_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantApplied {
+    pub merchant_id: MerchantId,
+    pub name: String,
+    pub currency: Currency,
+    pub issue_price: Amount,
+    pub redemption_value: Amount,
+    pub applied_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantStatusChanged {
+    pub merchant_id: MerchantId,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub changed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositRecorded {
+    pub merchant_id: MerchantId,
+    pub amount: Money,
+    pub funding_after: Amount,
+    pub recorded_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreated {
+    pub key_id: KeyId,
+    pub role: Role,
+    #[serde(default)]
+    pub merchant_id: Option<MerchantId>,
+    pub key_hash: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRevoked {
+    pub key_id: KeyId,
+    pub revoked_at: Timestamp,
+}
+
+/// Which earning limit cut an award.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EarningLimit {
+    PerOrder,
+    PerAccountDaily,
+}
+
+/// How a purchase was priced into points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchasePricing {
+    pub purchase: Money,
+    #[serde(default)]
+    pub category: Option<Category>,
+    #[serde(default)]
+    pub tier: Option<Category>,
+    pub points_per_currency_unit: Amount,
+    /// Product of the category, tier and time-window multipliers.
+    pub multiplier: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsIssued {
+    pub issuance_id: IssuanceId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub order_ref: OrderRef,
+    /// Points credited, after limits.
+    pub points: Points,
+    /// Points asked for or priced, before limits.
+    pub points_before_limits: Points,
+    #[serde(default)]
+    pub limited_by: Option<EarningLimit>,
+    #[serde(default)]
+    pub pricing: Option<PurchasePricing>,
+    /// The programme version whose rules applied.
+    pub rule_version: u32,
+    pub lot_id: LotId,
+    pub issued_at: Timestamp,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    /// The merchant's price per point at issuance; a reversal refunds at it.
+    pub unit_price: Amount,
+    pub funds_consumed: Money,
+    pub funding_after: Amount,
+    pub period_start: Timestamp,
+}
+
+/// Points taken from one lot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LotPortion {
+    pub lot_id: LotId,
+    pub origin_merchant_id: MerchantId,
+    pub points: Points,
+    pub issued_at: Timestamp,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A new lot credited from a portion of another (a transfer, or a cancelled
+/// redemption): same origin, issue time and expiry as the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LotCredit {
+    pub lot_id: LotId,
+    pub source_lot_id: LotId,
+    pub origin_merchant_id: MerchantId,
+    pub points: Points,
+    pub issued_at: Timestamp,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsRedeemed {
+    pub redemption_id: RedemptionId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub order_ref: OrderRef,
+    pub points: Points,
+    pub consumed: Vec<LotPortion>,
+    /// The merchant's redemption value per point at redemption.
+    pub unit_value: Amount,
+    pub value_owed: Money,
+    pub redeemed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsTransferred {
+    pub transfer_id: TransferId,
+    pub from: AccountId,
+    pub to: AccountId,
+    pub points: Points,
+    pub moved: Vec<LotCredit>,
+    pub transferred_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsHeld {
+    pub hold_id: HoldId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    #[serde(default)]
+    pub order_ref: Option<OrderRef>,
+    pub points: Points,
+    pub held_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldCaptured {
+    pub hold_id: HoldId,
+    pub redemption_id: RedemptionId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    #[serde(default)]
+    pub order_ref: Option<OrderRef>,
+    pub points: Points,
+    /// The part of the hold not captured, released back to the account.
+    pub points_released: Points,
+    pub consumed: Vec<LotPortion>,
+    pub unit_value: Amount,
+    pub value_owed: Money,
+    pub captured_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReleaseReason {
+    Released,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldReleased {
+    pub hold_id: HoldId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub points: Points,
+    pub reason: HoldReleaseReason,
+    pub released_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuanceReversed {
+    pub reversal_id: ReversalId,
+    pub issuance_id: IssuanceId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub points_requested: Points,
+    pub points_reversed: Points,
+    /// Requested but already spent, moved or expired: not clawed back.
+    pub points_unrecoverable: Points,
+    pub clawed_back: Vec<LotPortion>,
+    pub funds_returned: Money,
+    pub funding_after: Amount,
+    pub reversed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedemptionReversed {
+    pub reversal_id: ReversalId,
+    pub redemption_id: RedemptionId,
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub points: Points,
+    pub restored: Vec<LotCredit>,
+    pub value_returned: Money,
+    pub reversed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsExpired {
+    pub account: AccountId,
+    pub as_of: Timestamp,
+    pub points: Points,
+    pub lots: Vec<LotPortion>,
+    /// Past due, but reserved by an active hold; expires once released.
+    pub points_retained_by_holds: Points,
+    pub expired_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryRunCompleted {
+    pub as_of: Timestamp,
+    pub accounts_expired: u64,
+    pub points_expired: Points,
+    pub holds_timed_out: u64,
+    /// The run stopped at its bound; another run will continue.
+    pub more_pending: bool,
+    pub completed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskAlertRaised {
+    pub account: AccountId,
+    pub rule: RiskRule,
+    pub measure: RiskMeasure,
+    pub observed: u64,
+    pub limit: u64,
+    pub window_seconds: u64,
+    pub raised_at: Timestamp,
+}

@@ -1,0 +1,200 @@
+//! Identifiers. External ids (accounts, merchants, order references, API key
+//! ids) are validated once, at construction, so the rest of the domain never
+//! sees a malformed one. Internal ids (lots, issuances, ...) are sequence
+//! numbers assigned by `apply`, so replaying the same events yields the same
+//! ids.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest external identifier, in bytes (all allowed characters are ASCII).
+pub const EXTERNAL_ID_LENGTH_MAX: usize = 64;
+
+/// Why a string is not a valid external identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidId {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {EXTERNAL_ID_LENGTH_MAX} characters, got {length}")]
+    TooLong { length: usize },
+    #[error("character {character:?} at index {index} is not one of [A-Za-z0-9._:@-]")]
+    BadCharacter { character: char, index: usize },
+}
+
+fn validate_external_id(text: &str) -> Result<(), InvalidId> {
+    if text.is_empty() {
+        return Err(InvalidId::Empty);
+    }
+    if let Some((index, character)) = text
+        .char_indices()
+        .find(|(_, character)| !is_external_id_character(*character))
+    {
+        return Err(InvalidId::BadCharacter { character, index });
+    }
+    // Every allowed character is one byte, so the byte length is the length.
+    if text.len() > EXTERNAL_ID_LENGTH_MAX {
+        return Err(InvalidId::TooLong { length: text.len() });
+    }
+    Ok(())
+}
+
+fn is_external_id_character(character: char) -> bool {
+    character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | ':' | '@' | '-')
+}
+
+macro_rules! external_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: impl Into<String>) -> Result<Self, InvalidId> {
+                let text = text.into();
+                validate_external_id(&text)?;
+                Ok(Self(text))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(text: String) -> Result<Self, InvalidId> {
+                Self::parse(text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(formatter, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+external_id!(
+    /// A member's points account, named by the integrator.
+    AccountId
+);
+external_id!(
+    /// A merchant of the alliance.
+    MerchantId
+);
+external_id!(
+    /// The merchant's own reference for an order (receipt, basket, booking).
+    OrderRef
+);
+external_id!(
+    /// The public id of an API key (never the secret).
+    KeyId
+);
+external_id!(
+    /// A purchase category named by the programme's earning rules.
+    Category
+);
+
+macro_rules! sequence_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(formatter, "{}", self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(formatter, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+sequence_id!(
+    /// A lot: one credit of points with one origin and one expiry.
+    LotId
+);
+sequence_id!(
+    /// One issuance (earning) of points.
+    IssuanceId
+);
+sequence_id!(
+    /// One redemption (spending) of points, direct or by capturing a hold.
+    RedemptionId
+);
+sequence_id!(
+    /// One transfer between accounts.
+    TransferId
+);
+sequence_id!(
+    /// One hold (authorised, not yet captured or released redemption).
+    HoldId
+);
+sequence_id!(
+    /// One reversal of an issuance or a redemption.
+    ReversalId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_allowed_character_class() {
+        for text in ["a", "Z9", "member.42", "m_1:x@y-z", &"x".repeat(64)] {
+            assert!(AccountId::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_ids_with_a_reason() {
+        assert_eq!(AccountId::parse(""), Err(InvalidId::Empty));
+        assert_eq!(
+            AccountId::parse("x".repeat(65)),
+            Err(InvalidId::TooLong { length: 65 })
+        );
+        assert_eq!(
+            MerchantId::parse("café"),
+            Err(InvalidId::BadCharacter {
+                character: 'é',
+                index: 3
+            })
+        );
+        assert_eq!(
+            OrderRef::parse("a b"),
+            Err(InvalidId::BadCharacter {
+                character: ' ',
+                index: 1
+            })
+        );
+    }
+
+    #[test]
+    fn deserialising_validates() {
+        let parsed: Result<AccountId, _> = serde_json::from_str("\"ok-1\"");
+        assert_eq!(parsed.map(String::from).ok(), Some("ok-1".to_owned()));
+        let refused: Result<AccountId, _> = serde_json::from_str("\"not ok\"");
+        assert!(refused.is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! The invariants of DESIGN.md that live in the decision state (1–5 and the
+//! order half of 7). Log-level invariants (6, the command-id half of 7) are
+//! checked where the log is read. Used by the property tests after every
+//! step and by the replay tool.
+
+use super::ids::AccountId;
+use super::money::Points;
+use super::state::{Account, HoldStatus, State};
+
+/// A broken invariant, numbered as in DESIGN.md, with the values involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invariant {invariant} ({name}) violated: {detail}")]
+pub struct InvariantViolation {
+    pub invariant: u8,
+    pub name: &'static str,
+    pub detail: String,
+}
+
+fn violation(invariant: u8, detail: String) -> InvariantViolation {
+    let name = match invariant {
+        1 => "balances non-negative, held within balance",
+        2 => "balances sum to outstanding supply within the cap",
+        3 => "balance equals the sum of its lots",
+        4 => "issuance within the period's release budget",
+        5 => "merchant funding non-negative",
+        7 => "one issuance per merchant order",
+        _ => "internal index consistency",
+    };
+    InvariantViolation {
+        invariant,
+        name,
+        detail,
+    }
+}
+
+/// Invariants 1 and 3 for one account, plus the consistency of its holds.
+pub fn check_account(
+    state: &State,
+    account_id: &AccountId,
+    account: &Account,
+) -> Result<(), InvariantViolation> {
+    if account.held > account.balance {
+        return Err(violation(
+            1,
+            format!(
+                "account {account_id}: held {} > balance {}",
+                account.held, account.balance
+            ),
+        ));
+    }
+    let lots_total = account
+        .lots
+        .iter()
+        .try_fold(0 as Points, |total, lot| total.checked_add(lot.remaining));
+    if lots_total != Some(account.balance) {
+        return Err(violation(
+            3,
+            format!(
+                "account {account_id}: balance {} but lots sum to {lots_total:?}",
+                account.balance
+            ),
+        ));
+    }
+    if let Some(lot) = account.lots.iter().find(|lot| lot.remaining == 0) {
+        return Err(violation(
+            0,
+            format!("account {account_id}: empty lot {} kept", lot.lot_id),
+        ));
+    }
+    if account
+        .lots
+        .windows(2)
+        .any(|pair| pair[0].consumption_key() >= pair[1].consumption_key())
+    {
+        return Err(violation(
+            0,
+            format!("account {account_id}: lots out of consumption order"),
+        ));
+    }
+    let held_by_holds: Points = account
+        .active_holds
+        .iter()
+        .filter_map(|hold_id| state.holds.get(hold_id))
+        .filter(|hold| hold.status == HoldStatus::Active && &hold.account == account_id)
+        .map(|hold| hold.points)
+        .sum();
+    if held_by_holds != account.held {
+        return Err(violation(
+            0,
+            format!(
+                "account {account_id}: held {} but its active holds reserve {held_by_holds}",
+                account.held
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Invariants 2, 4 and 5 given the sum of all balances (which the caller may
+/// maintain incrementally instead of summing every account).
+pub fn check_supply(state: &State, balances_total: u128) -> Result<(), InvariantViolation> {
+    let supply = &state.supply;
+    let outstanding = supply.outstanding().ok_or_else(|| {
+        violation(
+            2,
+            format!(
+                "issued {} < redeemed {} + expired {} + reversed {}",
+                supply.issued_total,
+                supply.redeemed_total,
+                supply.expired_total,
+                supply.reversed_total
+            ),
+        )
+    })?;
+    if u128::from(outstanding) != balances_total {
+        return Err(violation(
+            2,
+            format!("balances sum to {balances_total}, outstanding supply is {outstanding}"),
+        ));
+    }
+    if let Some(cap) = state.supply_cap() {
+        if outstanding > cap {
+            return Err(violation(
+                2,
+                format!("outstanding {outstanding} > supply cap {cap}"),
+            ));
+        }
+    }
+    let period = state.period_at(state.period.start);
+    if let Some(budget) = state.release_budget(&period) {
+        if state.period.issued > budget {
+            return Err(violation(
+                4,
+                format!(
+                    "period starting {} issued {} > budget {budget}",
+                    state.period.start, state.period.issued
+                ),
+            ));
+        }
+    }
+    for (merchant_id, merchant) in &state.merchants {
+        if merchant.funding.is_negative() {
+            return Err(violation(
+                5,
+                format!("merchant {merchant_id} funding {}", merchant.funding),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every state invariant, scanning every account. O(state): for tests and
+/// occasional audits, not for every event of a large replay.
+pub fn check_all(state: &State) -> Result<(), InvariantViolation> {
+    let mut balances_total: u128 = 0;
+    for (account_id, account) in &state.accounts {
+        check_account(state, account_id, account)?;
+        balances_total += u128::from(account.balance);
+    }
+    check_supply(state, balances_total)?;
+    if state.orders.len() != state.issuances.len() {
+        return Err(violation(
+            7,
+            format!(
+                "{} orders recorded for {} issuances",
+                state.orders.len(),
+                state.issuances.len()
+            ),
+        ));
+    }
+    for ((expires_at, lot_id), account_id) in &state.lot_expiries {
+        let present = state.accounts.get(account_id).is_some_and(|account| {
+            account
+                .lots
+                .iter()
+                .any(|lot| lot.lot_id == *lot_id && lot.expires_at == Some(*expires_at))
+        });
+        if !present {
+            return Err(violation(
+                0,
+                format!("expiry index names lot {lot_id} of {account_id}, which is gone"),
+            ));
+        }
+    }
+    let expiring_lots = state
+        .accounts
+        .values()
+        .flat_map(|account| &account.lots)
+        .filter(|lot| lot.expires_at.is_some())
+        .count();
+    if expiring_lots != state.lot_expiries.len() {
+        return Err(violation(
+            0,
+            format!(
+                "{expiring_lots} expiring lots but {} in the expiry index",
+                state.lot_expiries.len()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The pure domain: value types, commands, events, the decision state, and
+//! the two functions everything else is built around, `decide` and `apply`.
+//!
+//! Architecture invariant: nothing here performs I/O, reads a clock, draws
+//! randomness or generates ids. Time, ids and the actor arrive with the
+//! command; the tidy test in `tests/` enforces this.
+
+pub mod apply;
+pub mod command;
+pub mod decide;
+pub mod digest;
+pub mod earning;
+pub mod event;
+pub mod ids;
+pub mod invariants;
+pub mod money;
+pub mod program;
+pub mod rejection;
+pub mod state;
+pub mod time;
+
+pub use apply::{ApplyError, apply, try_apply};
+pub use command::{Actor, Command, Context, Role};
+pub use decide::decide;
+pub use digest::state_digest;
+pub use event::Event;
+pub use invariants::{InvariantViolation, check_all};
+pub use money::{Amount, Currency, Money, Points};
+pub use rejection::Rejection;
+pub use state::State;
+pub use time::Timestamp;

@@ -1,0 +1,346 @@
+//! The decision state: exactly what `decide` needs to judge a command, and
+//! nothing a read model could provide instead. `apply` is its only writer.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::command::Role;
+use super::event::LotPortion;
+use super::ids::{AccountId, HoldId, IssuanceId, KeyId, LotId, MerchantId, OrderRef, RedemptionId};
+use super::money::{Amount, Currency, Points, SUPPLY_CAP_MAX};
+use super::program::{ProgramRules, ReleasePolicy};
+use super::time::{MICROS_PER_DAY, Timestamp};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub program: Option<Program>,
+    pub merchants: FxHashMap<MerchantId, Merchant>,
+    pub api_keys: FxHashMap<KeyId, ApiKey>,
+    pub accounts: FxHashMap<AccountId, Account>,
+    pub issuances: FxHashMap<IssuanceId, IssuanceRecord>,
+    /// One issuance per (merchant, order_ref): invariant 7.
+    pub orders: FxHashMap<(MerchantId, OrderRef), IssuanceId>,
+    pub redemptions: FxHashMap<RedemptionId, RedemptionRecord>,
+    pub holds: FxHashMap<HoldId, Hold>,
+    /// Active holds by expiry, for timing them out in order.
+    pub hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
+    /// Non-empty lots that expire, by expiry, for expiry runs in a
+    /// deterministic order without scanning every account.
+    pub lot_expiries: BTreeMap<(Timestamp, LotId), AccountId>,
+    pub supply: SupplyTotals,
+    pub period: PeriodState,
+    pub next_ids: NextIds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    pub version: u32,
+    pub rules: ProgramRules,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MerchantStatus {
+    Pending,
+    Active,
+    Rejected,
+    Suspended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    pub name: String,
+    pub currency: Currency,
+    pub issue_price: Amount,
+    pub redemption_value: Amount,
+    pub status: MerchantStatus,
+    /// Deposits not yet consumed by issuance. Never negative: invariant 5.
+    pub funding: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub role: Role,
+    pub merchant_id: Option<MerchantId>,
+    pub key_hash: String,
+    pub revoked: bool,
+}
+
+/// A credit of points: one origin merchant, one issue time, one expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    pub lot_id: LotId,
+    pub origin_merchant_id: MerchantId,
+    pub remaining: Points,
+    pub issued_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Lot {
+    /// Debits take lots in this order: earliest expiry first, never-expiring
+    /// lots last, ties broken by lot id (oldest credit first).
+    pub fn consumption_key(&self) -> (i64, LotId) {
+        (self.expires_at.map_or(i64::MAX, |at| at.0), self.lot_id)
+    }
+
+    pub fn is_due(&self, as_of: Timestamp) -> bool {
+        self.expires_at
+            .is_some_and(|expires_at| expires_at <= as_of)
+    }
+
+    pub fn portion(&self, points: Points) -> LotPortion {
+        LotPortion {
+            lot_id: self.lot_id,
+            origin_merchant_id: self.origin_merchant_id.clone(),
+            points,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Sum of the lots' remaining points: invariant 3.
+    pub balance: Points,
+    /// Sum of the active holds' points; never above the balance: invariant 1.
+    pub held: Points,
+    /// Non-empty lots, in consumption order.
+    pub lots: Vec<Lot>,
+    pub active_holds: Vec<HoldId>,
+    /// Points earned per UTC day, oldest first, kept for
+    /// `TIER_WINDOW_DAYS_MAX` days (tiers and the daily earning limit).
+    pub earned_by_day: VecDeque<(i64, Points)>,
+    /// Redemptions and holds, kept for `VELOCITY_WINDOW_SECONDS_MAX`.
+    pub recent_redemptions: VecDeque<(Timestamp, Points)>,
+    /// Outgoing transfers, kept for `VELOCITY_WINDOW_SECONDS_MAX`.
+    pub recent_transfers: VecDeque<(Timestamp, Points)>,
+}
+
+impl Account {
+    pub fn available(&self) -> Points {
+        self.balance.saturating_sub(self.held)
+    }
+
+    pub fn earned_on_day(&self, day: i64) -> Points {
+        self.earned_by_day
+            .iter()
+            .rev()
+            .find(|(entry_day, _)| *entry_day == day)
+            .map_or(0, |(_, points)| *points)
+    }
+
+    /// Points earned on days `first_day..=last_day`.
+    pub fn earned_between_days(&self, first_day: i64, last_day: i64) -> Points {
+        self.earned_by_day
+            .iter()
+            .filter(|(day, _)| (first_day..=last_day).contains(day))
+            .map(|(_, points)| *points)
+            .sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuanceRecord {
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub points: Points,
+    pub lot_id: LotId,
+    pub unit_price: Amount,
+    pub currency: Currency,
+    /// Points covered by reversals so far (clawed back or unrecoverable).
+    pub points_reversed: Points,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedemptionRecord {
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub points: Points,
+    /// In consumption order; reversals restore from the end.
+    pub consumed: Vec<LotPortion>,
+    pub unit_value: Amount,
+    pub currency: Currency,
+    pub points_reversed: Points,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Active,
+    Captured,
+    Released,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub account: AccountId,
+    pub merchant_id: MerchantId,
+    pub order_ref: Option<OrderRef>,
+    pub points: Points,
+    pub expires_at: Timestamp,
+    pub status: HoldStatus,
+}
+
+/// Cumulative supply counters. Outstanding supply is derived, never stored,
+/// so the identity of invariant 2 is checked rather than assumed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplyTotals {
+    pub issued_total: Points,
+    /// Redeemed, net of cancelled redemptions.
+    pub redeemed_total: Points,
+    pub expired_total: Points,
+    /// Clawed back by issuance reversals.
+    pub reversed_total: Points,
+    /// Restored by cancelled redemptions (already netted out of
+    /// `redeemed_total`; kept for reporting).
+    pub redemption_reversed_total: Points,
+}
+
+impl SupplyTotals {
+    /// `issued − redeemed − expired − reversed`, or `None` if the counters
+    /// are inconsistent (more left than came in).
+    pub fn outstanding(&self) -> Option<Points> {
+        self.issued_total
+            .checked_sub(self.redeemed_total)?
+            .checked_sub(self.expired_total)?
+            .checked_sub(self.reversed_total)
+    }
+}
+
+/// Counters of the release period the last issuance or redemption fell in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodState {
+    pub start: Timestamp,
+    pub length_days: u32,
+    pub issued: Points,
+    pub redeemed: Points,
+    /// Points redeemed in the period just before `start`, if it was tracked.
+    pub previous_redeemed: Points,
+}
+
+/// The release period some instant falls in, seen from the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodView {
+    pub start: Timestamp,
+    pub length_days: u32,
+    pub issued: Points,
+    pub redeemed: Points,
+    pub previous_redeemed: Points,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextIds {
+    pub lot: u64,
+    pub issuance: u64,
+    pub redemption: u64,
+    pub transfer: u64,
+    pub hold: u64,
+    pub reversal: u64,
+}
+
+impl Default for NextIds {
+    fn default() -> Self {
+        NextIds {
+            lot: 1,
+            issuance: 1,
+            redemption: 1,
+            transfer: 1,
+            hold: 1,
+            reversal: 1,
+        }
+    }
+}
+
+impl State {
+    pub fn outstanding(&self) -> Points {
+        self.supply.outstanding().unwrap_or(0)
+    }
+
+    pub fn supply_cap(&self) -> Option<Points> {
+        self.program
+            .as_ref()
+            .map(|program| program.rules.supply_cap)
+    }
+
+    pub fn headroom(&self) -> Points {
+        self.supply_cap()
+            .map_or(0, |cap| cap.saturating_sub(self.outstanding()))
+    }
+
+    pub fn period_length_days(&self) -> u32 {
+        self.program
+            .as_ref()
+            .and_then(|program| program.rules.release.as_ref())
+            .map_or(1, |release| release.period_days)
+    }
+
+    /// The period `at` falls in under the current rules.
+    pub fn period_at(&self, at: Timestamp) -> PeriodView {
+        self.period.view_at(at, self.period_length_days())
+    }
+
+    /// The release budget of a period under the current rules; `None` when
+    /// no release policy limits issuance.
+    pub fn release_budget(&self, period: &PeriodView) -> Option<Points> {
+        let release = self.program.as_ref()?.rules.release.as_ref();
+        release_budget(release, period.previous_redeemed)
+    }
+}
+
+impl PeriodState {
+    /// The period of `length_days` that `at` falls in, with the counters it
+    /// starts from: the tracked ones if it is the tracked period, and the
+    /// tracked period's redemptions as "previous" if it directly follows.
+    pub fn view_at(&self, at: Timestamp, length_days: u32) -> PeriodView {
+        let start = period_start(at, length_days);
+        if self.length_days == length_days && self.start == start {
+            return PeriodView {
+                start,
+                length_days,
+                issued: self.issued,
+                redeemed: self.redeemed,
+                previous_redeemed: self.previous_redeemed,
+            };
+        }
+        let follows_tracked =
+            self.length_days == length_days && self.start.plus_days(self.length_days) == start;
+        PeriodView {
+            start,
+            length_days,
+            issued: 0,
+            redeemed: 0,
+            previous_redeemed: if follows_tracked { self.redeemed } else { 0 },
+        }
+    }
+}
+
+/// `base_points + floor(redeemed_factor × previous_redeemed)`, or `None`
+/// without a release policy.
+pub fn release_budget(
+    release: Option<&ReleasePolicy>,
+    previous_redeemed: Points,
+) -> Option<Points> {
+    let release = release?;
+    let from_redemptions = (release.redeemed_factor.0 * Decimal::from(previous_redeemed))
+        .floor()
+        .to_u64()
+        .unwrap_or(SUPPLY_CAP_MAX);
+    Some(
+        release
+            .base_points
+            .saturating_add(from_redemptions)
+            .min(SUPPLY_CAP_MAX),
+    )
+}
+
+/// Periods are aligned on the Unix epoch in whole UTC days.
+pub fn period_start(at: Timestamp, length_days: u32) -> Timestamp {
+    let length_micros = i64::from(length_days.max(1)) * MICROS_PER_DAY;
+    Timestamp(at.0.div_euclid(length_micros) * length_micros)
+}
