@@ -11,6 +11,7 @@ pub mod decide;
 pub mod digest;
 pub mod earning;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod invariants;
 pub mod money;
@@ -21,7 +22,7 @@ pub mod time;
 
 pub use apply::{ApplyError, apply, try_apply};
 pub use command::{Actor, Command, Context, Role};
-pub use decide::decide;
+pub use decide::{decide, execute};
 pub use digest::state_digest;
 pub use event::Event;
 pub use invariants::{InvariantViolation, check_all};
@@ -29,3 +30,6 @@ pub use money::{Amount, Currency, Money, Points};
 pub use rejection::Rejection;
 pub use state::State;
 pub use time::Timestamp;
+
+#[cfg(test)]
+mod tests;

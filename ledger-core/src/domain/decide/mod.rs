@@ -5,7 +5,7 @@
 
 mod account_view;
 mod admin;
-mod expiry;
+pub mod expiry;
 mod issuance;
 mod reversal;
 mod spending;
@@ -127,6 +127,19 @@ pub fn decide(
         } => reversal::reverse_redemption(state, *redemption_id, *points, now),
         Command::RunExpiry { as_of } => expiry::run_expiry(state, *as_of, now),
     }
+}
+
+/// Decides and, on acceptance, applies the events: one step of the ledger.
+pub fn execute(
+    state: &mut State,
+    command: &Command,
+    context: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    let events = decide(state, command, context)?;
+    for event in &events {
+        super::apply::apply(state, event);
+    }
+    Ok(events)
 }
 
 /// Roles and merchant scope. Admins may do anything; merchant keys may only

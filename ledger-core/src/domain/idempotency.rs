@@ -1,0 +1,209 @@
+//! Invariant 7, first half: one command id takes effect at most once. The
+//! index remembers each command id with a fingerprint of what was asked and
+//! the outcome it got, for a retention window. A retry with the same
+//! fingerprint gets the stored outcome back; the same id with a different
+//! fingerprint is refused (`idempotency_key_reused`). Pure: the caller
+//! supplies the time and decides what an outcome is.
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::command::{Actor, Command};
+use super::time::Timestamp;
+
+/// Default retention of command ids: seven days.
+pub const RETENTION_SECONDS_DEFAULT: u64 = 7 * 86_400;
+
+/// SHA-256 of the command and its actor, as canonical JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint(#[serde(with = "hex_bytes")] pub [u8; 32]);
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).map_err(serde::de::Error::custom)?;
+        Ok(bytes)
+    }
+}
+
+impl Fingerprint {
+    pub fn of(command: &Command, actor: &Actor) -> Fingerprint {
+        let mut hasher = Sha256::new();
+        // Serialising domain types to JSON cannot fail; an empty fingerprint
+        // would still only ever match itself.
+        let command_json = serde_json::to_vec(command).unwrap_or_default();
+        let actor_json = serde_json::to_vec(actor).unwrap_or_default();
+        hasher.update((command_json.len() as u64).to_be_bytes());
+        hasher.update(&command_json);
+        hasher.update(&actor_json);
+        Fingerprint(hasher.finalize().into())
+    }
+}
+
+#[derive(Debug)]
+pub enum Lookup<'index, Outcome> {
+    /// Never seen (or forgotten after the retention window).
+    New,
+    /// Seen with the same fingerprint: answer with this outcome again.
+    Replay(&'index Outcome),
+    /// Seen with a different fingerprint.
+    KeyReused,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry<Outcome> {
+    fingerprint: Fingerprint,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyIndex<Outcome> {
+    retention_seconds: u64,
+    entries: FxHashMap<Uuid, Entry<Outcome>>,
+    /// Command ids by the time they were recorded, oldest first.
+    recorded: VecDeque<(Timestamp, Uuid)>,
+}
+
+impl<Outcome> IdempotencyIndex<Outcome> {
+    pub fn new(retention_seconds: u64) -> Self {
+        IdempotencyIndex {
+            retention_seconds,
+            entries: FxHashMap::default(),
+            recorded: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn lookup(&self, command_id: Uuid, fingerprint: Fingerprint) -> Lookup<'_, Outcome> {
+        match self.entries.get(&command_id) {
+            None => Lookup::New,
+            Some(entry) if entry.fingerprint == fingerprint => Lookup::Replay(&entry.outcome),
+            Some(_) => Lookup::KeyReused,
+        }
+    }
+
+    /// Remembers a command's outcome. A command id already present keeps
+    /// its first outcome: the first answer is the one every retry gets.
+    pub fn record(
+        &mut self,
+        command_id: Uuid,
+        fingerprint: Fingerprint,
+        at: Timestamp,
+        outcome: Outcome,
+    ) {
+        if self.entries.contains_key(&command_id) {
+            return;
+        }
+        self.entries.insert(
+            command_id,
+            Entry {
+                fingerprint,
+                outcome,
+            },
+        );
+        self.recorded.push_back((at, command_id));
+    }
+
+    /// Forgets command ids recorded at or before `now − retention`.
+    pub fn forget_expired(&mut self, now: Timestamp) {
+        let horizon = now.minus_seconds(self.retention_seconds);
+        while let Some((at, command_id)) = self.recorded.front().copied() {
+            if at > horizon {
+                break;
+            }
+            self.recorded.pop_front();
+            self.entries.remove(&command_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::command::Role;
+    use crate::domain::ids::KeyId;
+
+    fn actor() -> Actor {
+        Actor {
+            key_id: KeyId::parse("admin").expect("valid"),
+            role: Role::Admin,
+            merchant_id: None,
+        }
+    }
+
+    fn expiry(seconds: i64) -> Command {
+        Command::RunExpiry {
+            as_of: Timestamp::from_unix_seconds(seconds),
+        }
+    }
+
+    #[test]
+    fn a_retry_gets_the_first_outcome_and_a_different_command_is_refused() {
+        let mut index = IdempotencyIndex::new(60);
+        let command_id = Uuid::from_u128(7);
+        let first = Fingerprint::of(&expiry(1), &actor());
+        assert!(matches!(index.lookup(command_id, first), Lookup::New));
+        index.record(
+            command_id,
+            first,
+            Timestamp::from_unix_seconds(100),
+            "first",
+        );
+        index.record(
+            command_id,
+            first,
+            Timestamp::from_unix_seconds(101),
+            "second",
+        );
+        assert!(matches!(
+            index.lookup(command_id, first),
+            Lookup::Replay(&"first")
+        ));
+        let other = Fingerprint::of(&expiry(2), &actor());
+        assert!(matches!(index.lookup(command_id, other), Lookup::KeyReused));
+    }
+
+    #[test]
+    fn ids_are_forgotten_after_the_retention_window_only() {
+        let mut index = IdempotencyIndex::new(60);
+        let fingerprint = Fingerprint::of(&expiry(1), &actor());
+        index.record(
+            Uuid::from_u128(1),
+            fingerprint,
+            Timestamp::from_unix_seconds(100),
+            (),
+        );
+        index.record(
+            Uuid::from_u128(2),
+            fingerprint,
+            Timestamp::from_unix_seconds(130),
+            (),
+        );
+        index.forget_expired(Timestamp::from_unix_seconds(159));
+        assert_eq!(index.len(), 2);
+        index.forget_expired(Timestamp::from_unix_seconds(160));
+        assert_eq!(index.len(), 1);
+        assert!(matches!(
+            index.lookup(Uuid::from_u128(1), fingerprint),
+            Lookup::New
+        ));
+    }
+}

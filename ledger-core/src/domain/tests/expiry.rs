@@ -1,0 +1,135 @@
+use super::*;
+use crate::domain::event::HoldReleaseReason;
+
+fn expiry_run(ledger: &mut Ledger) -> Vec<Event> {
+    let as_of = ledger.now;
+    ledger.ok(Command::RunExpiry { as_of })
+}
+
+fn completed(events: &[Event]) -> &crate::domain::event::ExpiryRunCompleted {
+    match events.last() {
+        Some(Event::ExpiryRunCompleted(completed)) => completed,
+        other => panic!("expected expiry_run_completed, got {other:?}"),
+    }
+}
+
+#[test]
+fn due_lots_expire_and_others_stay() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(10));
+    ledger.issue("ann", "cafe", "o1", 10);
+    ledger.issue("bob", "cafe", "o2", 20);
+    ledger.advance_days(5);
+    ledger.issue("ann", "cafe", "o3", 30);
+    ledger.advance_days(5);
+    let events = expiry_run(&mut ledger);
+    let summary = completed(&events);
+    assert_eq!((summary.accounts_expired, summary.points_expired), (2, 30));
+    assert!(!summary.more_pending);
+    assert_eq!(ledger.balance("ann"), (30, 0));
+    assert_eq!(ledger.balance("bob"), (0, 0));
+    assert_eq!(ledger.state.supply.expired_total, 30);
+    // Nothing left to expire: the run is still recorded.
+    let events = expiry_run(&mut ledger);
+    assert_eq!(events.len(), 1);
+    assert_eq!(completed(&events).points_expired, 0);
+}
+
+#[test]
+fn expiry_as_of_the_past_and_never_the_future() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(10));
+    ledger.issue("ann", "cafe", "o1", 10);
+    let due = ledger.now.plus_days(10);
+    ledger.advance_days(20);
+    ledger.issue("ann", "cafe", "o2", 10);
+    let before_due = Timestamp(due.0 - 1);
+    let events = ledger.ok(Command::RunExpiry { as_of: before_due });
+    assert_eq!(completed(&events).points_expired, 0);
+    let events = ledger.ok(Command::RunExpiry { as_of: due });
+    assert_eq!(completed(&events).points_expired, 10);
+    let future = ledger.now.plus_days(1);
+    let rejection = ledger.rejected(Command::RunExpiry { as_of: future });
+    assert_eq!(code(&rejection), "validation_error");
+}
+
+#[test]
+fn held_points_outlive_their_expiry_until_the_hold_lets_go() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(1));
+    ledger.issue("ann", "cafe", "o1", 100);
+    let hold = ledger.hold("ann", "cinema", 60, 7 * 86_400);
+    ledger.advance_days(2);
+    let events = expiry_run(&mut ledger);
+    let Event::PointsExpired(expired) = &events[0] else {
+        panic!("expected points_expired first, got {events:?}");
+    };
+    assert_eq!((expired.points, expired.points_retained_by_holds), (40, 60));
+    assert_eq!(ledger.balance("ann"), (60, 60));
+    // Capturing spends the retained, past-due points.
+    ledger.ok(Command::CaptureHold {
+        hold_id: hold,
+        points: Some(50),
+    });
+    assert_eq!(ledger.balance("ann"), (10, 0));
+    // The released rest expires on the next run.
+    let events = expiry_run(&mut ledger);
+    assert_eq!(completed(&events).points_expired, 10);
+}
+
+#[test]
+fn runs_time_out_stale_holds_before_expiring() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(1));
+    ledger.issue("ann", "cafe", "o1", 100);
+    ledger.hold("ann", "cinema", 60, 3600);
+    ledger.advance_days(2);
+    let events = expiry_run(&mut ledger);
+    assert!(
+        matches!(&events[0], Event::HoldReleased(released) if released.reason == HoldReleaseReason::TimedOut)
+    );
+    let summary = completed(&events);
+    assert_eq!((summary.holds_timed_out, summary.points_expired), (1, 100));
+    assert_eq!(ledger.balance("ann"), (0, 0));
+}
+
+#[test]
+fn debits_expire_due_lots_first_so_expired_points_are_never_spent() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(1));
+    ledger.issue("ann", "cafe", "o1", 100);
+    configure(&mut ledger, |rules| rules.expiry_days = None);
+    ledger.issue("ann", "cafe", "o2", 10);
+    ledger.advance_days(1);
+    let rejection = ledger.rejected(redeem("ann", "cinema", 11));
+    assert!(matches!(
+        rejection,
+        Rejection::InsufficientPoints { available: 10, .. }
+    ));
+    let events = ledger.ok(redeem("ann", "cinema", 10));
+    assert!(matches!(&events[0], Event::PointsExpired(expired) if expired.points == 100));
+    assert_eq!(ledger.state.supply.expired_total, 100);
+}
+
+#[test]
+fn a_run_is_bounded_and_says_more_is_pending() {
+    use crate::domain::decide::expiry::LOTS_SCANNED_PER_RUN_MAX;
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(1));
+    let lots = LOTS_SCANNED_PER_RUN_MAX + 5;
+    ledger.check_invariants = false;
+    for index in 0..lots {
+        ledger.issue(&format!("member-{index}"), "cafe", &format!("o{index}"), 1);
+    }
+    ledger.check_invariants = true;
+    ledger.advance_days(1);
+    let events = expiry_run(&mut ledger);
+    let summary = completed(&events);
+    assert!(summary.more_pending);
+    assert_eq!(summary.accounts_expired, LOTS_SCANNED_PER_RUN_MAX as u64);
+    let events = expiry_run(&mut ledger);
+    let summary = completed(&events);
+    assert!(!summary.more_pending);
+    assert_eq!(summary.accounts_expired, 5);
+    assert_eq!(ledger.state.outstanding(), 0);
+}
