@@ -86,6 +86,20 @@ fn account_mut<'state>(
         .ok_or_else(|| format!("account {account} does not exist"))
 }
 
+/// The account, created on its first credit. Looks up before inserting so
+/// the common case does not clone the id.
+fn account_or_new<'state>(
+    accounts: &'state mut rustc_hash::FxHashMap<AccountId, Account>,
+    account: &AccountId,
+) -> &'state mut Account {
+    if !accounts.contains_key(account) {
+        accounts.insert(account.clone(), Account::default());
+    }
+    accounts
+        .get_mut(account)
+        .unwrap_or_else(|| unreachable!("inserted just above"))
+}
+
 fn roll_period(period: &mut PeriodState, at: Timestamp, length_days: u32) {
     let view = period.view_at(at, length_days);
     if view.start != period.start || length_days != period.length_days {
@@ -170,7 +184,7 @@ fn credit_lots(
     let mut total: Points = 0;
     for credit in credits {
         next_id(&mut state.next_ids.lot, credit.lot_id.0, "lot")?;
-        let account = state.accounts.entry(account_id.clone()).or_default();
+        let account = account_or_new(&mut state.accounts, account_id);
         credit_lot(
             account,
             account_id,
@@ -208,7 +222,7 @@ fn end_hold(
 ) -> Result<Hold, String> {
     let hold = state
         .holds
-        .get_mut(&hold_id)
+        .get_mut(hold_id)
         .ok_or_else(|| format!("hold {hold_id} does not exist"))?;
     ensure(hold.status == HoldStatus::Active, || {
         format!("hold {hold_id} is {:?}", hold.status)
@@ -325,14 +339,11 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             key.revoked = true;
         }
         Event::PointsIssued(issued) => {
-            next_id(
-                &mut state.next_ids.issuance,
-                issued.issuance_id.0,
-                "issuance",
-            )?;
             next_id(&mut state.next_ids.lot, issued.lot_id.0, "lot")?;
-            let order_key = (issued.merchant_id.clone(), issued.order_ref.clone());
-            ensure(!state.orders.contains_key(&order_key), || {
+            let already_earned = state
+                .issuance_of_order(&issued.merchant_id, &issued.order_ref)
+                .is_some();
+            ensure(!already_earned, || {
                 format!(
                     "order {} of {} already earned",
                     issued.order_ref, issued.merchant_id
@@ -349,7 +360,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             merchant.funding = issued.funding_after;
             let currency = merchant.currency;
 
-            let account = state.accounts.entry(issued.account.clone()).or_default();
+            let account = account_or_new(&mut state.accounts, &issued.account);
             credit_lot(
                 account,
                 &issued.account,
@@ -389,8 +400,12 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 )
             })?;
             state.period.issued = checked_add(state.period.issued, issued.points, "period issued")?;
-            state.orders.insert(order_key, issued.issuance_id);
-            state.issuances.insert(
+            state
+                .orders
+                .entry(issued.merchant_id.clone())
+                .or_default()
+                .insert(issued.order_ref.clone(), issued.issuance_id);
+            state.issuances.push(
                 issued.issuance_id,
                 IssuanceRecord {
                     account: issued.account.clone(),
@@ -401,14 +416,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                     currency,
                     points_reversed: 0,
                 },
-            );
+            )?;
         }
         Event::PointsRedeemed(redeemed) => {
-            next_id(
-                &mut state.next_ids.redemption,
-                redeemed.redemption_id.0,
-                "redemption",
-            )?;
             let account = account_mut(&mut state.accounts, &redeemed.account)?;
             let total = debit_portions(
                 account,
@@ -430,7 +440,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 .recent_redemptions
                 .push_back((redeemed.redeemed_at, redeemed.points));
             record_redeemed(state, redeemed.points, redeemed.redeemed_at)?;
-            state.redemptions.insert(
+            state.redemptions.push(
                 redeemed.redemption_id,
                 RedemptionRecord {
                     account: redeemed.account.clone(),
@@ -441,7 +451,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                     currency: redeemed.value_owed.currency,
                     points_reversed: 0,
                 },
-            );
+            )?;
         }
         Event::PointsTransferred(transfer) => {
             next_id(
@@ -478,7 +488,6 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
         }
         Event::PointsHeld(held) => {
-            next_id(&mut state.next_ids.hold, held.hold_id.0, "hold")?;
             ensure(held.points > 0, || "empty hold".to_owned())?;
             let account = account_mut(&mut state.accounts, &held.account)?;
             ensure(held.points <= account.available(), || {
@@ -495,7 +504,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 .recent_redemptions
                 .push_back((held.held_at, held.points));
             state.hold_timeouts.insert((held.expires_at, held.hold_id));
-            state.holds.insert(
+            state.holds.push(
                 held.hold_id,
                 Hold {
                     account: held.account.clone(),
@@ -505,14 +514,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                     expires_at: held.expires_at,
                     status: HoldStatus::Active,
                 },
-            );
+            )?;
         }
         Event::HoldCaptured(captured) => {
-            next_id(
-                &mut state.next_ids.redemption,
-                captured.redemption_id.0,
-                "redemption",
-            )?;
             let hold = end_hold(state, captured.hold_id, HoldStatus::Captured)?;
             ensure(
                 hold.account == captured.account
@@ -537,7 +541,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 "capture spends other holds' points".to_owned()
             })?;
             record_redeemed(state, captured.points, captured.captured_at)?;
-            state.redemptions.insert(
+            state.redemptions.push(
                 captured.redemption_id,
                 RedemptionRecord {
                     account: captured.account.clone(),
@@ -548,7 +552,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                     currency: captured.value_owed.currency,
                     points_reversed: 0,
                 },
-            );
+            )?;
         }
         Event::HoldReleased(released) => {
             let status = match released.reason {
@@ -569,7 +573,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
             let issuance = state
                 .issuances
-                .get_mut(&reversed.issuance_id)
+                .get_mut(reversed.issuance_id)
                 .ok_or_else(|| format!("issuance {} does not exist", reversed.issuance_id))?;
             issuance.points_reversed = checked_add(
                 issuance.points_reversed,
@@ -626,7 +630,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
             let redemption = state
                 .redemptions
-                .get_mut(&reversed.redemption_id)
+                .get_mut(reversed.redemption_id)
                 .ok_or_else(|| format!("redemption {} does not exist", reversed.redemption_id))?;
             redemption.points_reversed = checked_add(
                 redemption.points_reversed,

@@ -50,7 +50,7 @@ pub struct Context {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     ConfigureProgram {
-        rules: ProgramRules,
+        rules: Box<ProgramRules>,
     },
     ApplyMerchant {
         merchant_id: MerchantId,

@@ -41,10 +41,20 @@ pub fn state_digest(state: &State) -> [u8; 32] {
     write_sorted(&mut hasher, "merchants", &state.merchants);
     write_sorted(&mut hasher, "api_keys", &state.api_keys);
     write_sorted(&mut hasher, "accounts", &state.accounts);
-    write_sorted(&mut hasher, "issuances", &state.issuances);
-    write_sorted(&mut hasher, "orders", &state.orders);
-    write_sorted(&mut hasher, "redemptions", &state.redemptions);
-    write_sorted(&mut hasher, "holds", &state.holds);
+    write(&mut hasher, &state.issuances);
+    let mut orders: Vec<_> = state
+        .orders
+        .iter()
+        .flat_map(|(merchant_id, orders)| {
+            orders
+                .iter()
+                .map(move |(order_ref, issuance_id)| (merchant_id, order_ref, issuance_id))
+        })
+        .collect();
+    orders.sort_unstable();
+    write(&mut hasher, &orders);
+    write(&mut hasher, &state.redemptions);
+    write(&mut hasher, &state.holds);
     write(&mut hasher, &state.hold_timeouts);
     write(&mut hasher, &state.lot_expiries.iter().collect::<Vec<_>>());
     write(&mut hasher, &state.supply);

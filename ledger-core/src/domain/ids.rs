@@ -5,8 +5,9 @@
 //! ids.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Longest external identifier, in bytes (all allowed characters are ASCII).
 pub const EXTERNAL_ID_LENGTH_MAX: usize = 64;
@@ -46,15 +47,18 @@ fn is_external_id_character(character: char) -> bool {
 macro_rules! external_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        // Shared, immutable text: an id is cloned into every event and
+        // record that names it, and a clone should cost a reference count,
+        // not an allocation.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn parse(text: impl Into<String>) -> Result<Self, InvalidId> {
                 let text = text.into();
                 validate_external_id(&text)?;
-                Ok(Self(text))
+                Ok(Self(Arc::from(text)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -71,7 +75,13 @@ macro_rules! external_id {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.to_string()
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
 
@@ -110,6 +120,11 @@ external_id!(
     Category
 );
 
+/// Ids that number records 1, 2, 3, ... in the order `apply` creates them.
+pub trait SequenceNumber: Copy {
+    fn sequence_number(self) -> u64;
+}
+
 macro_rules! sequence_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -126,6 +141,12 @@ macro_rules! sequence_id {
         impl fmt::Debug for $name {
             fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(formatter, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl SequenceNumber for $name {
+            fn sequence_number(self) -> u64 {
+                self.0
             }
         }
     };

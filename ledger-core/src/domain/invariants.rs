@@ -80,7 +80,7 @@ pub fn check_account(
     let held_by_holds: Points = account
         .active_holds
         .iter()
-        .filter_map(|hold_id| state.holds.get(hold_id))
+        .filter_map(|hold_id| state.holds.get(*hold_id))
         .filter(|hold| hold.status == HoldStatus::Active && &hold.account == account_id)
         .map(|hold| hold.points)
         .sum();
@@ -158,12 +158,12 @@ pub fn check_all(state: &State) -> Result<(), InvariantViolation> {
         balances_total += u128::from(account.balance);
     }
     check_supply(state, balances_total)?;
-    if state.orders.len() != state.issuances.len() {
+    if state.orders_total() != state.issuances.len() {
         return Err(violation(
             7,
             format!(
                 "{} orders recorded for {} issuances",
-                state.orders.len(),
+                state.orders_total(),
                 state.issuances.len()
             ),
         ));

@@ -2,6 +2,7 @@
 //! nothing a read model could provide instead. `apply` is its only writer.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::marker::PhantomData;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -10,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::command::Role;
 use super::event::LotPortion;
-use super::ids::{AccountId, HoldId, IssuanceId, KeyId, LotId, MerchantId, OrderRef, RedemptionId};
+use super::ids::{
+    AccountId, HoldId, IssuanceId, KeyId, LotId, MerchantId, OrderRef, RedemptionId, SequenceNumber,
+};
 use super::money::{Amount, Currency, Points, SUPPLY_CAP_MAX};
 use super::program::{ProgramRules, ReleasePolicy};
 use super::time::{MICROS_PER_DAY, Timestamp};
@@ -21,11 +24,12 @@ pub struct State {
     pub merchants: FxHashMap<MerchantId, Merchant>,
     pub api_keys: FxHashMap<KeyId, ApiKey>,
     pub accounts: FxHashMap<AccountId, Account>,
-    pub issuances: FxHashMap<IssuanceId, IssuanceRecord>,
-    /// One issuance per (merchant, order_ref): invariant 7.
-    pub orders: FxHashMap<(MerchantId, OrderRef), IssuanceId>,
-    pub redemptions: FxHashMap<RedemptionId, RedemptionRecord>,
-    pub holds: FxHashMap<HoldId, Hold>,
+    pub issuances: SequenceTable<IssuanceId, IssuanceRecord>,
+    /// One issuance per (merchant, order_ref): invariant 7. Nested so a
+    /// lookup borrows both ids instead of building an owned pair.
+    pub orders: FxHashMap<MerchantId, FxHashMap<OrderRef, IssuanceId>>,
+    pub redemptions: SequenceTable<RedemptionId, RedemptionRecord>,
+    pub holds: SequenceTable<HoldId, Hold>,
     /// Active holds by expiry, for timing them out in order.
     pub hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
     /// Non-empty lots that expire, by expiry, for expiry runs in a
@@ -34,6 +38,108 @@ pub struct State {
     pub supply: SupplyTotals,
     pub period: PeriodState,
     pub next_ids: NextIds,
+}
+
+/// Records whose ids are dense sequence numbers from 1, stored by index in
+/// fixed-size chunks. No hashing, and growth never moves what is already
+/// stored: a doubling hash map or vector of millions of records stalled the
+/// single writer for hundreds of milliseconds (measured; BENCHMARKS.md).
+#[derive(Debug, Clone)]
+pub struct SequenceTable<Id, Record> {
+    chunks: Vec<Vec<Record>>,
+    length: usize,
+    id: PhantomData<fn() -> Id>,
+}
+
+const SEQUENCE_CHUNK_RECORDS: usize = 1 << 16;
+
+impl<Id, Record> Default for SequenceTable<Id, Record> {
+    fn default() -> Self {
+        SequenceTable {
+            chunks: Vec::new(),
+            length: 0,
+            id: PhantomData,
+        }
+    }
+}
+
+impl<Id: SequenceNumber, Record> SequenceTable<Id, Record> {
+    fn index(id: Id) -> Option<usize> {
+        usize::try_from(id.sequence_number().checked_sub(1)?).ok()
+    }
+
+    pub fn get(&self, id: Id) -> Option<&Record> {
+        let index = Self::index(id)?;
+        self.chunks
+            .get(index / SEQUENCE_CHUNK_RECORDS)?
+            .get(index % SEQUENCE_CHUNK_RECORDS)
+    }
+
+    pub fn get_mut(&mut self, id: Id) -> Option<&mut Record> {
+        let index = Self::index(id)?;
+        self.chunks
+            .get_mut(index / SEQUENCE_CHUNK_RECORDS)?
+            .get_mut(index % SEQUENCE_CHUNK_RECORDS)
+    }
+
+    /// The id the next record must carry.
+    pub fn next_number(&self) -> u64 {
+        self.length as u64 + 1
+    }
+
+    /// Appends the record of `id`, which must be the next number.
+    pub fn push(&mut self, id: Id, record: Record) -> Result<(), String> {
+        if id.sequence_number() != self.next_number() {
+            return Err(format!(
+                "record number {} out of sequence, expected {}",
+                id.sequence_number(),
+                self.next_number()
+            ));
+        }
+        self.push_next(record);
+        Ok(())
+    }
+
+    fn push_next(&mut self, record: Record) {
+        if self.length % SEQUENCE_CHUNK_RECORDS == 0 {
+            self.chunks.push(Vec::with_capacity(SEQUENCE_CHUNK_RECORDS));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(record);
+            self.length += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<Id, Record: Serialize> Serialize for SequenceTable<Id, Record> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.chunks.iter().flatten())
+    }
+}
+
+impl<'de, Id: SequenceNumber, Record: Deserialize<'de>> Deserialize<'de>
+    for SequenceTable<Id, Record>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let records = Vec::<Record>::deserialize(deserializer)?;
+        let mut table = SequenceTable::default();
+        for record in records {
+            table.push_next(record);
+        }
+        Ok(table)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,12 +341,11 @@ pub struct PeriodView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Counters of the ids that have no record table of their own (issuances,
+/// redemptions and holds are numbered by their tables).
 pub struct NextIds {
     pub lot: u64,
-    pub issuance: u64,
-    pub redemption: u64,
     pub transfer: u64,
-    pub hold: u64,
     pub reversal: u64,
 }
 
@@ -248,16 +353,25 @@ impl Default for NextIds {
     fn default() -> Self {
         NextIds {
             lot: 1,
-            issuance: 1,
-            redemption: 1,
             transfer: 1,
-            hold: 1,
             reversal: 1,
         }
     }
 }
 
 impl State {
+    pub fn issuance_of_order(
+        &self,
+        merchant_id: &MerchantId,
+        order_ref: &OrderRef,
+    ) -> Option<IssuanceId> {
+        self.orders.get(merchant_id)?.get(order_ref).copied()
+    }
+
+    pub fn orders_total(&self) -> usize {
+        self.orders.values().map(|orders| orders.len()).sum()
+    }
+
     pub fn outstanding(&self) -> Points {
         self.supply.outstanding().unwrap_or(0)
     }
@@ -343,4 +457,30 @@ pub fn release_budget(
 pub fn period_start(at: Timestamp, length_days: u32) -> Timestamp {
     let length_micros = i64::from(length_days.max(1)) * MICROS_PER_DAY;
     Timestamp(at.0.div_euclid(length_micros) * length_micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_tables_number_from_one_across_chunks_and_refuse_gaps() {
+        let mut table: SequenceTable<HoldId, u64> = SequenceTable::default();
+        assert_eq!(table.get(HoldId(0)), None);
+        let count = SEQUENCE_CHUNK_RECORDS as u64 + 3;
+        for number in 1..=count {
+            assert_eq!(table.push(HoldId(number), number * 10), Ok(()));
+        }
+        assert_eq!(table.len() as u64, count);
+        assert_eq!(table.get(HoldId(1)), Some(&10));
+        assert_eq!(table.get(HoldId(count)), Some(&(count * 10)));
+        assert_eq!(table.get(HoldId(count + 1)), None);
+        assert!(table.push(HoldId(count + 2), 0).is_err());
+        let json = serde_json::to_string(&table).expect("serialises");
+        let back: SequenceTable<HoldId, u64> = serde_json::from_str(&json).expect("parses");
+        assert_eq!(
+            back.iter().copied().collect::<Vec<_>>(),
+            table.iter().copied().collect::<Vec<_>>()
+        );
+    }
 }

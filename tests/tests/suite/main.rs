@@ -1,1 +1,4 @@
+//! The one integration-test binary of the workspace. Modules by subject.
 
+mod domain_properties;
+mod tidy;

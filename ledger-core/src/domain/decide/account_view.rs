@@ -120,7 +120,7 @@ pub(super) fn time_out_holds(
         return (events, freed);
     };
     for hold_id in &stored.active_holds {
-        let Some(hold) = state.holds.get(hold_id) else {
+        let Some(hold) = state.holds.get(*hold_id) else {
             continue;
         };
         if hold.status == HoldStatus::Active && hold.expires_at <= now {

@@ -39,7 +39,7 @@ pub(super) fn run_expiry(
             more_pending = true;
             break;
         }
-        let Some(hold) = state.holds.get(hold_id) else {
+        let Some(hold) = state.holds.get(*hold_id) else {
             continue;
         };
         *freed.entry(&hold.account).or_default() += hold.points;

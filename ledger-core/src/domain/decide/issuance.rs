@@ -29,12 +29,11 @@ pub(super) fn issue_points(
         .ok_or(Rejection::ProgramNotConfigured)?;
     let rules = &program.rules.earning_rules;
     let merchant = require_active_merchant(state, request.merchant_id)?;
-    let order_key = (request.merchant_id.clone(), request.order_ref.clone());
-    if let Some(issuance_id) = state.orders.get(&order_key) {
+    if let Some(issuance_id) = state.issuance_of_order(request.merchant_id, request.order_ref) {
         return Err(Rejection::DuplicateOrder {
             merchant_id: request.merchant_id.clone(),
             order_ref: request.order_ref.clone(),
-            issuance_id: *issuance_id,
+            issuance_id,
         });
     }
     let account = state.accounts.get(request.account);

@@ -161,15 +161,15 @@ fn authorize(state: &State, command: &Command, actor: &Actor) -> Result<(), Reje
         | Command::RedeemPoints { merchant_id, .. }
         | Command::HoldPoints { merchant_id, .. } => Some(merchant_id),
         Command::CaptureHold { hold_id, .. } | Command::ReleaseHold { hold_id } => {
-            state.holds.get(hold_id).map(|hold| &hold.merchant_id)
+            state.holds.get(*hold_id).map(|hold| &hold.merchant_id)
         }
         Command::ReverseIssuance { issuance_id, .. } => state
             .issuances
-            .get(issuance_id)
+            .get(*issuance_id)
             .map(|issuance| &issuance.merchant_id),
         Command::ReverseRedemption { redemption_id, .. } => state
             .redemptions
-            .get(redemption_id)
+            .get(*redemption_id)
             .map(|redemption| &redemption.merchant_id),
         _ => {
             return Err(Rejection::forbidden(format!(
@@ -229,12 +229,18 @@ fn require_active_merchant<'state>(
 /// Hands out the ids `apply` will expect, in order, within one command.
 struct IdAllocator {
     next: NextIds,
+    issuance: u64,
+    redemption: u64,
+    hold: u64,
 }
 
 impl IdAllocator {
     fn new(state: &State) -> IdAllocator {
         IdAllocator {
             next: state.next_ids.clone(),
+            issuance: state.issuances.next_number(),
+            redemption: state.redemptions.next_number(),
+            hold: state.holds.next_number(),
         }
     }
 
@@ -248,16 +254,16 @@ impl IdAllocator {
         super::ids::LotId(Self::take(&mut self.next.lot))
     }
     fn issuance(&mut self) -> super::ids::IssuanceId {
-        super::ids::IssuanceId(Self::take(&mut self.next.issuance))
+        super::ids::IssuanceId(Self::take(&mut self.issuance))
     }
     fn redemption(&mut self) -> super::ids::RedemptionId {
-        super::ids::RedemptionId(Self::take(&mut self.next.redemption))
+        super::ids::RedemptionId(Self::take(&mut self.redemption))
     }
     fn transfer(&mut self) -> super::ids::TransferId {
         super::ids::TransferId(Self::take(&mut self.next.transfer))
     }
     fn hold(&mut self) -> super::ids::HoldId {
-        super::ids::HoldId(Self::take(&mut self.next.hold))
+        super::ids::HoldId(Self::take(&mut self.hold))
     }
     fn reversal(&mut self) -> super::ids::ReversalId {
         super::ids::ReversalId(Self::take(&mut self.next.reversal))

@@ -38,7 +38,7 @@ pub(super) fn reverse_issuance(
 ) -> Result<Vec<Event>, Rejection> {
     let issuance = state
         .issuances
-        .get(&issuance_id)
+        .get(issuance_id)
         .ok_or_else(|| Rejection::not_found("issuance", issuance_id))?;
     let requested = requested_points(
         ReversalTarget::Issuance(issuance_id),
@@ -105,7 +105,7 @@ pub(super) fn reverse_redemption(
 ) -> Result<Vec<Event>, Rejection> {
     let redemption = state
         .redemptions
-        .get(&redemption_id)
+        .get(redemption_id)
         .ok_or_else(|| Rejection::not_found("redemption", redemption_id))?;
     let requested = requested_points(
         ReversalTarget::Redemption(redemption_id),

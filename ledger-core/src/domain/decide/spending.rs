@@ -181,7 +181,7 @@ pub(super) fn hold_points(
 fn find_active_hold(state: &State, hold_id: HoldId, now: Timestamp) -> Result<&Hold, Rejection> {
     let hold = state
         .holds
-        .get(&hold_id)
+        .get(hold_id)
         .ok_or_else(|| Rejection::not_found("hold", hold_id))?;
     let status = match hold.status {
         HoldStatus::Active if hold.expires_at <= now => HoldStatus::TimedOut,
@@ -243,7 +243,7 @@ pub(super) fn release_hold(
 ) -> Result<Vec<Event>, Rejection> {
     let hold = state
         .holds
-        .get(&hold_id)
+        .get(hold_id)
         .ok_or_else(|| Rejection::not_found("hold", hold_id))?;
     if hold.status != HoldStatus::Active {
         return Err(Rejection::HoldNotActive {

@@ -23,13 +23,13 @@ fn the_cap_cannot_be_lowered_below_outstanding_supply() {
     let mut ledger = Ledger::with_merchants();
     ledger.issue("ann", "cafe", "o1", 500);
     let rejection = ledger.rejected(Command::ConfigureProgram {
-        rules: ProgramRules::with_cap(499),
+        rules: Box::new(ProgramRules::with_cap(499)),
     });
     assert!(
         matches!(rejection, Rejection::ValidationError { ref field, .. } if field == "supply_cap")
     );
     ledger.ok(Command::ConfigureProgram {
-        rules: ProgramRules::with_cap(500),
+        rules: Box::new(ProgramRules::with_cap(500)),
     });
 }
 
@@ -43,7 +43,9 @@ fn the_budget_cannot_be_lowered_below_what_the_period_already_issued() {
         base_points: 299,
         redeemed_factor: Amount::ZERO,
     });
-    let rejection = ledger.rejected(Command::ConfigureProgram { rules });
+    let rejection = ledger.rejected(Command::ConfigureProgram {
+        rules: Box::new(rules),
+    });
     assert!(
         matches!(rejection, Rejection::ValidationError { ref field, .. } if field == "release.base_points")
     );
@@ -53,7 +55,7 @@ fn the_budget_cannot_be_lowered_below_what_the_period_already_issued() {
 fn invalid_rules_are_refused_before_anything_is_recorded() {
     let mut ledger = Ledger::new();
     let rejection = ledger.rejected(Command::ConfigureProgram {
-        rules: ProgramRules::with_cap(0),
+        rules: Box::new(ProgramRules::with_cap(0)),
     });
     assert_eq!(code(&rejection), "validation_error");
 }

@@ -48,7 +48,7 @@ fn merchant_keys_cannot_run_back_office_commands() {
     ledger.actor = merchant_key("cafe");
     let commands = [
         Command::ConfigureProgram {
-            rules: ProgramRules::with_cap(5),
+            rules: Box::new(ProgramRules::with_cap(5)),
         },
         Command::RecordDeposit {
             merchant_id: merchant("cafe"),

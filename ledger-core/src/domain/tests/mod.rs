@@ -74,7 +74,7 @@ impl Ledger {
     pub fn with_merchants() -> Ledger {
         let mut ledger = Ledger::new();
         ledger.ok(Command::ConfigureProgram {
-            rules: ProgramRules::with_cap(1_000_000),
+            rules: Box::new(ProgramRules::with_cap(1_000_000)),
         });
         for name in ["cafe", "cinema"] {
             ledger.add_merchant(name, "0.01", "0.008");
@@ -254,7 +254,9 @@ pub(super) fn configure(ledger: &mut Ledger, change: impl FnOnce(&mut ProgramRul
             program.rules.clone()
         });
     change(&mut rules);
-    ledger.ok(Command::ConfigureProgram { rules });
+    ledger.ok(Command::ConfigureProgram {
+        rules: Box::new(rules),
+    });
 }
 
 pub(super) fn code(rejection: &Rejection) -> &'static str {
