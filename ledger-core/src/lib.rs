@@ -9,3 +9,4 @@
 //! live and in replay.
 
 pub mod domain;
+pub mod store;

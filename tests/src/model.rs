@@ -320,10 +320,10 @@ impl Model {
             Role::Merchant => {
                 if !is_merchant_command(command) {
                     faults.insert("forbidden");
-                } else if let Some(target) = merchant_of(command, self) {
-                    if Some(target.as_str()) != actor.merchant_id.as_ref().map(|id| id.as_str()) {
-                        faults.insert("forbidden");
-                    }
+                } else if let Some(target) = merchant_of(command, self)
+                    && Some(target.as_str()) != actor.merchant_id.as_ref().map(|id| id.as_str())
+                {
+                    faults.insert("forbidden");
                 }
             }
             Role::Auditor | Role::Analyst => {
@@ -428,10 +428,10 @@ impl Model {
                         faults.insert("release_budget_exceeded");
                     }
                 }
-                if let Some(merchant) = self.merchants.get(merchant_id.as_str()) {
-                    if merchant.issue_price * Decimal::from(granted) > merchant.funding {
-                        faults.insert("merchant_funding_insufficient");
-                    }
+                if let Some(merchant) = self.merchants.get(merchant_id.as_str())
+                    && merchant.issue_price * Decimal::from(granted) > merchant.funding
+                {
+                    faults.insert("merchant_funding_insufficient");
                 }
             }
             Command::RedeemPoints {
@@ -453,10 +453,9 @@ impl Model {
                     expires_in_seconds: Some(seconds),
                     ..
                 } = command
+                    && (*seconds == 0 || *seconds > HOLD_EXPIRY_SECONDS_MAX)
                 {
-                    if *seconds == 0 || *seconds > HOLD_EXPIRY_SECONDS_MAX {
-                        faults.insert("validation_error");
-                    }
+                    faults.insert("validation_error");
                 }
                 self.active(merchant_id.as_str(), &mut faults);
                 let mut settled = self.account(account.as_str());

@@ -118,25 +118,25 @@ pub fn check_supply(state: &State, balances_total: u128) -> Result<(), Invariant
             format!("balances sum to {balances_total}, outstanding supply is {outstanding}"),
         ));
     }
-    if let Some(cap) = state.supply_cap() {
-        if outstanding > cap {
-            return Err(violation(
-                2,
-                format!("outstanding {outstanding} > supply cap {cap}"),
-            ));
-        }
+    if let Some(cap) = state.supply_cap()
+        && outstanding > cap
+    {
+        return Err(violation(
+            2,
+            format!("outstanding {outstanding} > supply cap {cap}"),
+        ));
     }
     let period = state.period_at(state.period.start);
-    if let Some(budget) = state.release_budget(&period) {
-        if state.period.issued > budget {
-            return Err(violation(
-                4,
-                format!(
-                    "period starting {} issued {} > budget {budget}",
-                    state.period.start, state.period.issued
-                ),
-            ));
-        }
+    if let Some(budget) = state.release_budget(&period)
+        && state.period.issued > budget
+    {
+        return Err(violation(
+            4,
+            format!(
+                "period starting {} issued {} > budget {budget}",
+                state.period.start, state.period.issued
+            ),
+        ));
     }
     for (merchant_id, merchant) in &state.merchants {
         if merchant.funding.is_negative() {

@@ -201,13 +201,13 @@ impl ProgramRules {
                 format!("must be between 1 and {SUPPLY_CAP_MAX}"),
             ));
         }
-        if let Some(days) = self.expiry_days {
-            if days == 0 || days > EXPIRY_DAYS_MAX {
-                return Err(Rejection::invalid(
-                    "expiry_days",
-                    format!("must be between 1 and {EXPIRY_DAYS_MAX}"),
-                ));
-            }
+        if let Some(days) = self.expiry_days
+            && (days == 0 || days > EXPIRY_DAYS_MAX)
+        {
+            return Err(Rejection::invalid(
+                "expiry_days",
+                format!("must be between 1 and {EXPIRY_DAYS_MAX}"),
+            ));
         }
         if let Some(release) = &self.release {
             if release.period_days == 0 || release.period_days > RELEASE_PERIOD_DAYS_MAX {
@@ -235,13 +235,13 @@ impl ProgramRules {
                 &self.risk_rules.transfer_velocity,
             ),
         ] {
-            if let Some(limit) = limit {
-                if limit.window_seconds == 0 || limit.window_seconds > VELOCITY_WINDOW_SECONDS_MAX {
-                    return Err(Rejection::invalid(
-                        format!("{field}.window_seconds"),
-                        format!("must be between 1 and {VELOCITY_WINDOW_SECONDS_MAX}"),
-                    ));
-                }
+            if let Some(limit) = limit
+                && (limit.window_seconds == 0 || limit.window_seconds > VELOCITY_WINDOW_SECONDS_MAX)
+            {
+                return Err(Rejection::invalid(
+                    format!("{field}.window_seconds"),
+                    format!("must be between 1 and {VELOCITY_WINDOW_SECONDS_MAX}"),
+                ));
             }
         }
         Ok(())

@@ -101,7 +101,7 @@ impl<Id: SequenceNumber, Record> SequenceTable<Id, Record> {
     }
 
     fn push_next(&mut self, record: Record) {
-        if self.length % SEQUENCE_CHUNK_RECORDS == 0 {
+        if self.length.is_multiple_of(SEQUENCE_CHUNK_RECORDS) {
             self.chunks.push(Vec::with_capacity(SEQUENCE_CHUNK_RECORDS));
         }
         if let Some(chunk) = self.chunks.last_mut() {

@@ -1,4 +1,5 @@
 //! The one integration-test binary of the workspace. Modules by subject.
 
 mod domain_properties;
+mod event_log;
 mod tidy;

@@ -40,16 +40,16 @@ pub(super) fn configure_program(
         .as_ref()
         .map_or(1, |release| release.period_days);
     let period = state.period.view_at(now, length_days);
-    if let Some(budget) = release_budget(rules.release.as_ref(), period.previous_redeemed) {
-        if period.issued > budget {
-            return Err(Rejection::invalid(
-                "release.base_points",
-                format!(
-                    "the budget of {budget} would be below the {} points already issued this period",
-                    period.issued
-                ),
-            ));
-        }
+    if let Some(budget) = release_budget(rules.release.as_ref(), period.previous_redeemed)
+        && period.issued > budget
+    {
+        return Err(Rejection::invalid(
+            "release.base_points",
+            format!(
+                "the budget of {budget} would be below the {} points already issued this period",
+                period.issued
+            ),
+        ));
     }
     let version = state
         .program

@@ -80,11 +80,11 @@ pub(super) fn issue_points(
 
     let mut points = points_before_limits;
     let mut limited_by = None;
-    if let Some(order_max) = rules.per_order_points_max {
-        if points > order_max {
-            points = order_max;
-            limited_by = Some(EarningLimit::PerOrder);
-        }
+    if let Some(order_max) = rules.per_order_points_max
+        && points > order_max
+    {
+        points = order_max;
+        limited_by = Some(EarningLimit::PerOrder);
     }
     if let Some(daily_max) = rules.per_account_daily_points_max {
         let earned_today = account.map_or(0, |account| account.earned_on_day(now.day_index()));
