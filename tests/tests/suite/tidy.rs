@@ -133,7 +133,10 @@ fn the_domain_is_pure() {
 fn only_the_store_calls_fsync() {
     let mut problems = Vec::new();
     for (relative, source) in workspace_sources() {
-        if relative.starts_with("ledger-core/src/store/") || relative.starts_with("tests/") {
+        // Tests drive the simulated disk, and the log benchmark measures the
+        // raw fdatasync rate through the store's own file type on purpose.
+        let allowed = ["ledger-core/src/store/", "tests/", "benches/benches/event_log.rs"];
+        if allowed.iter().any(|prefix| relative.starts_with(prefix)) {
             continue;
         }
         for (number, line) in source.lines().enumerate() {
