@@ -135,7 +135,11 @@ fn only_the_store_calls_fsync() {
     for (relative, source) in workspace_sources() {
         // Tests drive the simulated disk, and the log benchmark measures the
         // raw fdatasync rate through the store's own file type on purpose.
-        let allowed = ["ledger-core/src/store/", "tests/", "benches/benches/event_log.rs"];
+        let allowed = [
+            "ledger-core/src/store/",
+            "tests/",
+            "benches/benches/event_log.rs",
+        ];
         if allowed.iter().any(|prefix| relative.starts_with(prefix)) {
             continue;
         }
