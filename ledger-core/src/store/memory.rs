@@ -96,3 +96,36 @@ impl EventLog for MemoryLog {
         self.head_sender.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::format::chain_hash;
+
+    #[test]
+    fn the_memory_log_chains_conflicts_and_reads_like_the_file_log() {
+        let log = MemoryLog::new(Uuid::from_u128(3));
+        let genesis = log.head();
+        assert_eq!(genesis.hash, genesis_hash(Uuid::from_u128(3)));
+        let head = log
+            .append_now(0, vec![b"a".to_vec(), b"b".to_vec()])
+            .expect("appends");
+        assert_eq!(head.position, 2);
+        assert!(matches!(
+            log.append_now(1, vec![b"c".to_vec()]),
+            Err(LogError::Conflict {
+                expected: 1,
+                actual: 2
+            })
+        ));
+        assert!(matches!(
+            log.append_now(2, vec![Vec::new()]),
+            Err(LogError::BadRecordLength { length: 0 })
+        ));
+        let records = log.read_now(1, 10);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].previous_hash, chain_hash(&genesis.hash, b"a"));
+        assert_eq!(records[0].hash, head.hash);
+        assert_eq!(*log.subscribe().borrow(), head);
+    }
+}

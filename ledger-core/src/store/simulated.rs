@@ -38,6 +38,9 @@ pub struct Faults {
     pub fail_sync_in: Option<u32>,
     /// Report a full disk on every write until cleared.
     pub disk_full: bool,
+    /// Cut the power at the n-th data sync from now: that sync fails, and
+    /// so does every operation after it until [`SimulatedStorage::crash`].
+    pub lose_power_at_sync_in: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -46,8 +49,13 @@ struct Disk {
     directories: BTreeSet<PathBuf>,
     locks: BTreeSet<PathBuf>,
     faults: Faults,
+    powered_off: bool,
     writes: u64,
     syncs: u64,
+}
+
+fn power_is_off() -> io::Error {
+    io::Error::other("simulated power loss")
 }
 
 /// A handle to one shared simulated disk; clones see the same disk.
@@ -101,44 +109,47 @@ impl SimulatedStorage {
         (disk.writes, disk.syncs)
     }
 
-    /// Power loss: every file keeps its durable bytes plus a prefix of its
-    /// unsynced writes chosen by `choose(count) -> 0..=count`, the next one
-    /// torn at `tear(length) -> 0..=length` bytes. Open handles and locks are
-    /// gone with the process.
-    pub fn crash(
-        &self,
-        choose: &mut dyn FnMut(usize) -> usize,
-        tear: &mut dyn FnMut(usize) -> usize,
-    ) {
+    /// Power loss: every file keeps its durable bytes plus a random prefix
+    /// of its unsynced writes; the first write not kept whole may still land
+    /// torn — a prefix of its bytes, or a random subset of its 512-byte
+    /// sectors. Files whose creation no directory sync covered may vanish.
+    /// Open handles and locks are gone with the process. `random(n)` must
+    /// return a number in `0..n`.
+    pub fn crash(&self, random: &mut dyn FnMut(u64) -> u64) {
+        const SECTOR: usize = 512;
         let mut disk = lock_disk(&self.disk);
         disk.locks.clear();
         disk.faults = Faults::default();
+        disk.powered_off = false;
         let mut surviving = BTreeMap::new();
         for (path, file) in std::mem::take(&mut disk.files) {
-            if !file.entry_durable && choose(1) == 0 {
+            if !file.entry_durable && random(2) == 0 {
                 continue;
             }
             let mut bytes = file.durable.clone();
-            let kept = choose(file.pending.len()).min(file.pending.len());
-            for (index, (offset, write)) in file.pending.iter().enumerate() {
-                if index > kept {
-                    break;
-                }
+            let kept = random(file.pending.len() as u64 + 1) as usize;
+            for (index, (offset, write)) in file.pending.iter().enumerate().take(kept + 1) {
                 let offset = *offset as usize;
-                match write {
-                    None => bytes.truncate(offset),
-                    Some(data) => {
-                        // The write after the kept prefix may land partly.
-                        let length = if index == kept {
-                            tear(data.len()).min(data.len())
-                        } else {
-                            data.len()
-                        };
-                        if bytes.len() < offset + length {
-                            bytes.resize(offset + length, 0);
-                        }
-                        bytes[offset..offset + length].copy_from_slice(&data[..length]);
+                let Some(data) = write else {
+                    bytes.truncate(offset);
+                    continue;
+                };
+                let torn = index == kept;
+                let by_sectors = torn && random(2) == 0;
+                let prefix = if torn && !by_sectors {
+                    random(data.len() as u64 + 1) as usize
+                } else {
+                    data.len()
+                };
+                for (sector, chunk) in data[..prefix].chunks(SECTOR).enumerate() {
+                    if by_sectors && random(2) == 0 {
+                        continue;
                     }
+                    let at = offset + sector * SECTOR;
+                    if bytes.len() < at + chunk.len() {
+                        bytes.resize(at + chunk.len(), 0);
+                    }
+                    bytes[at..at + chunk.len()].copy_from_slice(chunk);
                 }
             }
             surviving.insert(
@@ -215,6 +226,9 @@ impl Storage for SimulatedStorage {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<SimulatedFileHandle> {
         let mut disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         let exists = disk.files.contains_key(path);
         match mode {
             OpenMode::CreateNew if exists => {
@@ -243,6 +257,9 @@ impl Storage for SimulatedStorage {
 
     fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         let file = disk.files.entry(path.to_path_buf()).or_default();
         file.current = bytes.to_vec();
         file.pending.push((0, None));
@@ -252,6 +269,9 @@ impl Storage for SimulatedStorage {
 
     fn sync_directory(&self, directory: &Path) -> io::Result<()> {
         let mut disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         for (path, file) in disk.files.iter_mut() {
             if path.parent() == Some(directory) {
                 file.entry_durable = true;
@@ -301,6 +321,9 @@ impl StorageFile for SimulatedFileHandle {
 
     fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
         let disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         let file = disk
             .files
             .get(&self.path)
@@ -313,6 +336,9 @@ impl StorageFile for SimulatedFileHandle {
 
     fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
         let mut disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         disk.writes += 1;
         if disk.faults.disk_full {
             return Err(io::Error::new(
@@ -345,7 +371,14 @@ impl StorageFile for SimulatedFileHandle {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         disk.syncs += 1;
+        if fires(&mut disk.faults.lose_power_at_sync_in) {
+            disk.powered_off = true;
+            return Err(power_is_off());
+        }
         if fires(&mut disk.faults.fail_sync_in) {
             return Err(io::Error::other("simulated fsync failure"));
         }
@@ -360,6 +393,9 @@ impl StorageFile for SimulatedFileHandle {
 
     fn truncate(&self, length: u64) -> io::Result<()> {
         let mut disk = lock_disk(&self.disk);
+        if disk.powered_off {
+            return Err(power_is_off());
+        }
         let file = disk
             .files
             .get_mut(&self.path)
