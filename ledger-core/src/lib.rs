@@ -9,4 +9,5 @@
 //! live and in replay.
 
 pub mod domain;
+pub mod engine;
 pub mod store;

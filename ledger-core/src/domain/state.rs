@@ -34,6 +34,7 @@ pub struct State {
     pub hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
     /// Non-empty lots that expire, by expiry, for expiry runs in a
     /// deterministic order without scanning every account.
+    #[serde(with = "map_as_entries")]
     pub lot_expiries: BTreeMap<(Timestamp, LotId), AccountId>,
     pub supply: SupplyTotals,
     pub period: PeriodState,
@@ -451,6 +452,32 @@ pub fn release_budget(
             .saturating_add(from_redemptions)
             .min(SUPPLY_CAP_MAX),
     )
+}
+
+/// JSON maps need string keys; maps keyed by tuples are written as a list
+/// of `[key, value]` entries instead.
+mod map_as_entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 /// Periods are aligned on the Unix epoch in whole UTC days.

@@ -427,10 +427,6 @@ impl<S: Storage> FileLog<S> {
         })
     }
 
-    pub fn ledger_id(&self) -> Uuid {
-        self.ledger_id
-    }
-
     pub fn directory(&self) -> &Path {
         &self.directory
     }
@@ -650,6 +646,10 @@ impl<S: Storage> FileLog<S> {
 }
 
 impl<S: Storage> EventLog for FileLog<S> {
+    fn ledger_id(&self) -> Uuid {
+        self.ledger_id
+    }
+
     fn head(&self) -> Head {
         *self.head_sender.borrow()
     }

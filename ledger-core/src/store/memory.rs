@@ -11,6 +11,7 @@ use super::{EventLog, Head, LogError, Position, Record};
 
 #[derive(Debug)]
 pub struct MemoryLog {
+    ledger_id: Uuid,
     genesis: Head,
     records: Mutex<Vec<Record>>,
     head_sender: watch::Sender<Head>,
@@ -23,6 +24,7 @@ impl MemoryLog {
             hash: genesis_hash(ledger_id),
         };
         MemoryLog {
+            ledger_id,
             genesis,
             records: Mutex::new(Vec::new()),
             head_sender: watch::Sender::new(genesis),
@@ -80,6 +82,10 @@ impl MemoryLog {
 }
 
 impl EventLog for MemoryLog {
+    fn ledger_id(&self) -> Uuid {
+        self.ledger_id
+    }
+
     fn head(&self) -> Head {
         *self.head_sender.borrow()
     }

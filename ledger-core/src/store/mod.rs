@@ -11,6 +11,7 @@ mod index;
 pub mod memory;
 #[cfg(any(test, feature = "simulation"))]
 pub mod simulated;
+pub mod snapshot;
 pub mod storage;
 
 use std::future::Future;
@@ -50,6 +51,9 @@ pub struct Record {
 /// The file log's futures complete without awaiting anything; drive them
 /// from a thread that may block on disk I/O (the engine's writer thread).
 pub trait EventLog: Send + Sync + 'static {
+    /// The ledger this log belongs to; its genesis hash derives from it.
+    fn ledger_id(&self) -> uuid::Uuid;
+
     /// The last durable record (position 0 and the genesis hash if empty).
     fn head(&self) -> Head;
 

@@ -1,5 +1,6 @@
 //! The one integration-test binary of the workspace. Modules by subject.
 
 mod domain_properties;
+mod engine;
 mod event_log;
 mod tidy;

@@ -122,6 +122,13 @@ impl Ledger {
                 if let Err(violation) = check_all(&self.state) {
                     panic!("{violation} after {command:?}");
                 }
+                // Snapshots are JSON: the state must survive the round trip.
+                let json = serde_json::to_string(&self.state).expect("the state serialises");
+                let restored: State = serde_json::from_str(&json).expect("the state deserialises");
+                assert_eq!(
+                    super::state_digest(&restored),
+                    super::state_digest(&self.state)
+                );
             }
             Err(_) => {
                 if let Some(before) = before {

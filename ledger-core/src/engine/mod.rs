@@ -1,0 +1,291 @@
+//! The engine: the imperative shell around `decide` / `apply`. One writer
+//! thread owns the decision state and the log's write end; callers hand it
+//! commands through a bounded queue and get their answer once the events
+//! are durable.
+//!
+//! Per batch the writer: stamps `now` (never decreasing), answers retries
+//! from the idempotency index, decides each new command against the state
+//! including the batch's earlier effects (rejections are answered at once
+//! and leave no event), appends all events in one log append (one write,
+//! one fdatasync), and only then answers the accepted commands with their
+//! events and positions. A failed append stops the writer for good: its
+//! state holds effects that never became durable, so the only way forward
+//! is a restart, which recovers from the log (and a snapshot).
+
+pub mod clock;
+pub mod envelope;
+mod recovery;
+mod writer;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::domain::command::{Actor, Command};
+use crate::domain::idempotency::RETENTION_SECONDS_DEFAULT;
+use crate::domain::{Rejection, State};
+use crate::store::snapshot::SnapshotStore;
+use crate::store::storage::Storage;
+use crate::store::{EventLog, Head, LogError, Position};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use envelope::EventEnvelope;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Commands waiting for the writer; beyond this, `submit` answers
+    /// `Unavailable` instead of queueing without bound.
+    pub queue_capacity: usize,
+    /// Most commands decided and appended as one batch.
+    pub batch_commands_max: usize,
+    /// A snapshot after this many events since the last one (0: only at
+    /// clean shutdown).
+    pub snapshot_every_events: u64,
+    pub idempotency_retention_seconds: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queue_capacity: 65_536,
+            batch_commands_max: 8_192,
+            snapshot_every_events: 1_000_000,
+            idempotency_retention_seconds: RETENTION_SECONDS_DEFAULT,
+        }
+    }
+}
+
+/// One command as a caller submits it.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    /// The idempotency key: a command id takes effect at most once.
+    pub command_id: Uuid,
+    pub command: Command,
+    pub actor: Actor,
+}
+
+/// What a command came to. A retry gets the same outcome back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted {
+        /// Position of the command's last event.
+        position: Position,
+        events: Vec<EventEnvelope>,
+    },
+    Rejected(Rejection),
+}
+
+/// The engine cannot take the command now; nothing happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the ledger is unavailable: {reason}")]
+pub struct Unavailable {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineStatus {
+    Running {
+        head: Head,
+    },
+    /// The writer stopped after an error; restart to recover.
+    Stopped {
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the log is unreadable at position {position}: {detail}")]
+    Corrupt { position: Position, detail: String },
+    #[error("could not start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How each remembered command ended, for answering retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredOutcome {
+    /// Its events occupy these positions; the answer is re-read from the log.
+    Accepted { first: Position, last: Position },
+    /// Remembered in memory (and in snapshots); a rejection leaves nothing
+    /// in the log, so one older than the newest snapshot is forgotten by a
+    /// restart — harmless, since it had no effect to repeat.
+    Rejected(Rejection),
+}
+
+/// What a snapshot holds: everything the writer needs to resume.
+#[derive(Debug, Serialize, Deserialize)]
+struct WriterSnapshot {
+    state: State,
+    idempotency: crate::domain::idempotency::IdempotencyIndex<StoredOutcome>,
+    last_now: crate::domain::Timestamp,
+}
+
+enum Message {
+    Command {
+        request: CommandRequest,
+        reply: oneshot::Sender<Result<Outcome, Unavailable>>,
+    },
+    /// Finish what is queued before it, snapshot, stop.
+    Shutdown { done: oneshot::Sender<()> },
+    /// The state's digest and the head, after everything queued before it.
+    Inspect {
+        reply: oneshot::Sender<([u8; 32], Head)>,
+    },
+}
+
+/// A cheap, cloneable handle to the running engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    sender: mpsc::Sender<Message>,
+    status: watch::Receiver<EngineStatus>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Command { request, .. } => {
+                write!(formatter, "Command({})", request.command_id)
+            }
+            Message::Shutdown { .. } => formatter.write_str("Shutdown"),
+            Message::Inspect { .. } => formatter.write_str("Inspect"),
+        }
+    }
+}
+
+impl Engine {
+    /// Recovers the state (newest usable snapshot, then the log after it)
+    /// on the writer thread, and returns once the writer is ready. Never
+    /// blocks the calling task.
+    pub async fn start<L: EventLog, S: Storage>(
+        log: Arc<L>,
+        snapshots: Option<SnapshotStore<S>>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let (ready, is_ready) = oneshot::channel();
+        let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let (status_sender, status) = watch::channel(EngineStatus::Running { head: log.head() });
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready.send(Err(EngineError::Thread(error)));
+                        return;
+                    }
+                };
+                let recovered =
+                    match recovery::recover(log.as_ref(), snapshots.as_ref(), &config, &runtime) {
+                        Ok(recovered) => recovered,
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                            return;
+                        }
+                    };
+                let head = log.head();
+                status_sender.send_replace(EngineStatus::Running { head });
+                let writer = writer::Writer {
+                    log,
+                    snapshots,
+                    clock,
+                    config,
+                    state: recovered.state,
+                    idempotency: recovered.idempotency,
+                    last_now: recovered.last_now,
+                    head,
+                    events_since_snapshot: recovered.events_replayed,
+                    status: status_sender,
+                    runtime,
+                };
+                if ready.send(Ok(())).is_ok() {
+                    writer.run(receiver);
+                }
+            })
+            .map_err(EngineError::Thread)?;
+        match is_ready.await {
+            Ok(Ok(())) => Ok(Engine {
+                sender,
+                status,
+                writer: Arc::new(Mutex::new(Some(handle))),
+            }),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(EngineError::Thread(std::io::Error::other(
+                "the writer thread ended during recovery",
+            ))),
+        }
+    }
+
+    /// Submits a command and waits for its outcome (durable when Accepted).
+    pub async fn submit(&self, request: CommandRequest) -> Result<Outcome, Unavailable> {
+        if let EngineStatus::Stopped { reason } = &*self.status.borrow() {
+            return Err(Unavailable {
+                reason: reason.clone(),
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .try_send(Message::Command { request, reply })
+            .map_err(|error| Unavailable {
+                reason: match error {
+                    mpsc::error::TrySendError::Full(_) => "the command queue is full".to_owned(),
+                    mpsc::error::TrySendError::Closed(_) => "the writer has stopped".to_owned(),
+                },
+            })?;
+        answer.await.unwrap_or_else(|_| {
+            Err(Unavailable {
+                reason: "the writer stopped before answering".to_owned(),
+            })
+        })
+    }
+
+    /// The writer's state digest and head, once everything submitted before
+    /// this call is decided: for reconciliation and restart checks.
+    pub async fn state_digest(&self) -> Result<([u8; 32], Head), Unavailable> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Unavailable {
+            reason: "the writer has stopped".to_owned(),
+        };
+        self.sender
+            .send(Message::Inspect { reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn subscribe_status(&self) -> watch::Receiver<EngineStatus> {
+        self.status.clone()
+    }
+
+    /// Commands waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// Lets the writer finish everything queued, snapshot, and stop; waits
+    /// for it. Later submits answer `Unavailable`.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.sender.send(Message::Shutdown { done }).await.is_ok() {
+            let _ = finished.await;
+        }
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The single writer: the only owner of the decision state.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::envelope::event_id;
+use super::{
+    Clock, CommandRequest, EngineConfig, EngineStatus, EventEnvelope, Message, Outcome,
+    StoredOutcome, Unavailable,
+};
+use crate::domain::idempotency::{Fingerprint, IdempotencyIndex, Lookup};
+use crate::domain::{Context, Rejection, State, Timestamp, apply, decide};
+use crate::store::snapshot::{Snapshot, SnapshotStore};
+use crate::store::storage::Storage;
+use crate::store::{EventLog, Head, LogError};
+
+type Reply = oneshot::Sender<Result<Outcome, Unavailable>>;
+
+pub(super) struct Writer<L: EventLog, S: Storage> {
+    pub log: Arc<L>,
+    pub snapshots: Option<SnapshotStore<S>>,
+    pub clock: Arc<dyn Clock>,
+    pub config: EngineConfig,
+    pub state: State,
+    pub idempotency: IdempotencyIndex<StoredOutcome>,
+    pub last_now: Timestamp,
+    pub head: Head,
+    pub events_since_snapshot: u64,
+    pub status: watch::Sender<EngineStatus>,
+    pub runtime: Runtime,
+}
+
+/// An accepted command of the current batch, waiting for the append.
+struct Pending {
+    command_id: Uuid,
+    fingerprint: Fingerprint,
+    envelopes: Vec<EventEnvelope>,
+    /// The caller, plus any retry of the same command in the same batch.
+    replies: Vec<Reply>,
+}
+
+#[derive(Serialize)]
+struct WriterSnapshotRef<'writer> {
+    state: &'writer State,
+    idempotency: &'writer IdempotencyIndex<StoredOutcome>,
+    last_now: Timestamp,
+}
+
+fn unavailable(reason: impl Into<String>) -> Unavailable {
+    Unavailable {
+        reason: reason.into(),
+    }
+}
+
+impl<L: EventLog, S: Storage> Writer<L, S> {
+    pub fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+        loop {
+            let Some(first) = receiver.blocking_recv() else {
+                // Every handle is gone: a clean stop.
+                self.snapshot();
+                return;
+            };
+            let mut batch = Vec::new();
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Command { request, reply } => batch.push((request, reply)),
+                    Message::Shutdown { done } => {
+                        shutdown = Some(done);
+                        break;
+                    }
+                    Message::Inspect { reply } => {
+                        // Decide what came before it first, then answer.
+                        if self.process_or_stop(&mut batch, &mut receiver) {
+                            return;
+                        }
+                        let digest = crate::domain::state_digest(&self.state);
+                        let _ = reply.send((digest, self.head));
+                    }
+                }
+                if batch.len() < self.config.batch_commands_max {
+                    next = receiver.try_recv().ok();
+                }
+            }
+            if self.process_or_stop(&mut batch, &mut receiver) {
+                return;
+            }
+            if let Some(done) = shutdown {
+                self.snapshot();
+                self.stop(&mut receiver, "the ledger is shutting down".to_owned());
+                let _ = done.send(());
+                return;
+            }
+            if self.config.snapshot_every_events > 0
+                && self.events_since_snapshot >= self.config.snapshot_every_events
+            {
+                self.snapshot();
+            }
+        }
+    }
+
+    /// Processes the batch; on a log failure stops the writer and returns
+    /// true.
+    fn process_or_stop(
+        &mut self,
+        batch: &mut Vec<(CommandRequest, Reply)>,
+        receiver: &mut mpsc::Receiver<Message>,
+    ) -> bool {
+        if batch.is_empty() {
+            return false;
+        }
+        match self.process(std::mem::take(batch)) {
+            Ok(()) => false,
+            Err(error) => {
+                let reason = format!("the log failed and the writer stopped: {error}");
+                tracing::error!(%reason);
+                self.stop(receiver, reason);
+                true
+            }
+        }
+    }
+
+    /// Refuses everything still queued and everything later.
+    fn stop(&mut self, receiver: &mut mpsc::Receiver<Message>, reason: String) {
+        self.status.send_replace(EngineStatus::Stopped {
+            reason: reason.clone(),
+        });
+        receiver.close();
+        while let Ok(message) = receiver.try_recv() {
+            match message {
+                Message::Command { reply, .. } => {
+                    let _ = reply.send(Err(unavailable(reason.clone())));
+                }
+                Message::Shutdown { done } => {
+                    let _ = done.send(());
+                }
+                Message::Inspect { .. } => {}
+            }
+        }
+    }
+
+    fn process(&mut self, batch: Vec<(CommandRequest, Reply)>) -> Result<(), LogError> {
+        let now = self.clock.now().max(self.last_now);
+        self.last_now = now;
+        self.idempotency.forget_expired(now);
+        let ledger_id = self.log.ledger_id();
+        let mut payloads = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending_by_id: FxHashMap<Uuid, usize> = FxHashMap::default();
+        let mut next_position = self.head.position + 1;
+
+        for (request, reply) in batch {
+            let fingerprint = Fingerprint::of(&request.command, &request.actor);
+            if let Some(&index) = pending_by_id.get(&request.command_id) {
+                if pending[index].fingerprint == fingerprint {
+                    pending[index].replies.push(reply);
+                } else {
+                    let _ = reply.send(Ok(Outcome::Rejected(Rejection::IdempotencyKeyReused)));
+                }
+                continue;
+            }
+            match self.idempotency.lookup(request.command_id, fingerprint) {
+                Lookup::Replay(stored) => {
+                    let stored = stored.clone();
+                    let _ = reply.send(self.answer_again(stored));
+                    continue;
+                }
+                Lookup::KeyReused => {
+                    let _ = reply.send(Ok(Outcome::Rejected(Rejection::IdempotencyKeyReused)));
+                    continue;
+                }
+                Lookup::New => {}
+            }
+            let context = Context {
+                now,
+                actor: request.actor.clone(),
+            };
+            match decide(&self.state, &request.command, &context) {
+                Err(rejection) => {
+                    self.idempotency.record(
+                        request.command_id,
+                        fingerprint,
+                        now,
+                        StoredOutcome::Rejected(rejection.clone()),
+                    );
+                    let _ = reply.send(Ok(Outcome::Rejected(rejection)));
+                }
+                Ok(events) => {
+                    let mut envelopes = Vec::with_capacity(events.len());
+                    for event in events {
+                        apply(&mut self.state, &event);
+                        let envelope = EventEnvelope {
+                            position: next_position,
+                            event_id: event_id(ledger_id, next_position),
+                            schema_version: event.schema_version(),
+                            recorded_at: now,
+                            command_id: request.command_id,
+                            command_fingerprint: fingerprint,
+                            actor: request.actor.clone(),
+                            event,
+                        };
+                        // Our own types always serialise; failing here would
+                        // leave applied effects unlogged, so it must stop.
+                        let payload = envelope.encode().unwrap_or_else(|error| {
+                            panic!("an event envelope did not serialise: {error}")
+                        });
+                        payloads.push(payload);
+                        envelopes.push(envelope);
+                        next_position += 1;
+                    }
+                    pending_by_id.insert(request.command_id, pending.len());
+                    pending.push(Pending {
+                        command_id: request.command_id,
+                        fingerprint,
+                        envelopes,
+                        replies: vec![reply],
+                    });
+                }
+            }
+        }
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let appended = payloads.len() as u64;
+        let head = match self
+            .runtime
+            .block_on(self.log.append(self.head.position, payloads))
+        {
+            Ok(head) => head,
+            Err(error) => {
+                // Stopped before anyone hears of the failure, so no caller
+                // can see the error and then find the engine "running".
+                self.status.send_replace(EngineStatus::Stopped {
+                    reason: format!("the log failed and the writer stopped: {error}"),
+                });
+                for waiting in pending {
+                    for reply in waiting.replies {
+                        let _ = reply.send(Err(unavailable(format!(
+                            "the events were not stored: {error}"
+                        ))));
+                    }
+                }
+                return Err(error);
+            }
+        };
+        self.head = head;
+        self.events_since_snapshot += appended;
+        self.status.send_replace(EngineStatus::Running { head });
+        for accepted in pending {
+            let (Some(first), Some(last)) = (accepted.envelopes.first(), accepted.envelopes.last())
+            else {
+                continue;
+            };
+            let (first, last) = (first.position, last.position);
+            self.idempotency.record(
+                accepted.command_id,
+                accepted.fingerprint,
+                now,
+                StoredOutcome::Accepted { first, last },
+            );
+            let outcome = Outcome::Accepted {
+                position: last,
+                events: accepted.envelopes,
+            };
+            for reply in accepted.replies {
+                let _ = reply.send(Ok(outcome.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer a retry gets: the first outcome, re-read from the log if
+    /// it was accepted.
+    fn answer_again(&self, stored: StoredOutcome) -> Result<Outcome, Unavailable> {
+        match stored {
+            StoredOutcome::Rejected(rejection) => Ok(Outcome::Rejected(rejection)),
+            StoredOutcome::Accepted { first, last } => {
+                let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+                let records = self
+                    .runtime
+                    .block_on(self.log.read(first - 1, count))
+                    .map_err(|error| {
+                        unavailable(format!("could not re-read the first answer: {error}"))
+                    })?;
+                let events = records
+                    .iter()
+                    .map(|record| EventEnvelope::decode(&record.payload))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| {
+                        unavailable(format!("could not decode the first answer: {error}"))
+                    })?;
+                Ok(Outcome::Accepted {
+                    position: last,
+                    events,
+                })
+            }
+        }
+    }
+
+    fn snapshot(&mut self) {
+        let Some(store) = &self.snapshots else {
+            return;
+        };
+        if self.head.position == 0 || self.events_since_snapshot == 0 {
+            return;
+        }
+        let body = match serde_json::to_vec(&WriterSnapshotRef {
+            state: &self.state,
+            idempotency: &self.idempotency,
+            last_now: self.last_now,
+        }) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(%error, "could not serialise a snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            position: self.head.position,
+            head_hash: self.head.hash,
+            body,
+        };
+        match store.write(&snapshot) {
+            Ok(()) => {
+                tracing::info!(
+                    position = snapshot.position,
+                    bytes = snapshot.body.len(),
+                    "wrote a snapshot"
+                );
+                self.events_since_snapshot = 0;
+            }
+            Err(error) => tracing::warn!(%error, "could not write a snapshot"),
+        }
+    }
+}

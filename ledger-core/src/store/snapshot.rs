@@ -1,0 +1,184 @@
+//! Snapshot files: an opaque body (the engine's state, serialised) tagged
+//! with the log position and head hash it was taken at. A snapshot is only
+//! ever a shortcut: a missing, torn or mismatched one costs a longer replay,
+//! never correctness, so snapshots are checksummed but not fsynced.
+//!
+//! ```text
+//! magic "PLEDGSNP" | format u32 | position u64 | head hash [32]
+//! | body length u64 | body crc32c u32 | header crc32c u32 | body
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use super::format::Hash;
+use super::storage::{OpenMode, Storage, StorageFile};
+use super::{LogError, Position};
+
+const MAGIC: &[u8; 8] = b"PLEDGSNP";
+const FORMAT: u32 = 1;
+const HEADER_BYTES: usize = 8 + 4 + 8 + 32 + 8 + 4 + 4;
+/// Snapshots kept; older ones are removed after a new one is written.
+const KEPT: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub position: Position,
+    pub head_hash: Hash,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct SnapshotStore<S: Storage> {
+    storage: S,
+    directory: PathBuf,
+}
+
+fn file_name(position: Position) -> String {
+    format!("snapshot-{position:020}.snap")
+}
+
+fn parse_position(name: &str) -> Option<Position> {
+    name.strip_prefix("snapshot-")?
+        .strip_suffix(".snap")?
+        .parse()
+        .ok()
+}
+
+impl<S: Storage> SnapshotStore<S> {
+    pub fn new(storage: S, directory: PathBuf) -> Self {
+        SnapshotStore { storage, directory }
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    pub fn write(&self, snapshot: &Snapshot) -> Result<(), LogError> {
+        self.storage
+            .create_dir_all(&self.directory)
+            .map_err(|error| LogError::io("create directory", &self.directory, error))?;
+        let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.body.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT.to_le_bytes());
+        bytes.extend_from_slice(&snapshot.position.to_le_bytes());
+        bytes.extend_from_slice(&snapshot.head_hash);
+        bytes.extend_from_slice(&(snapshot.body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&snapshot.body).to_le_bytes());
+        let header_checksum = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&header_checksum.to_le_bytes());
+        bytes.extend_from_slice(&snapshot.body);
+        let path = self.directory.join(file_name(snapshot.position));
+        self.storage
+            .replace(&path, &bytes)
+            .map_err(|error| LogError::io("write snapshot", &path, error))?;
+        for (_, old) in self.candidates()?.into_iter().skip(KEPT) {
+            if let Err(error) = self.storage.remove(&old) {
+                tracing::warn!(path = %old.display(), %error, "could not remove an old snapshot");
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshot files, newest first.
+    pub fn candidates(&self) -> Result<Vec<(Position, PathBuf)>, LogError> {
+        if !self.storage.exists(&self.directory) {
+            return Ok(Vec::new());
+        }
+        let names = self
+            .storage
+            .list(&self.directory)
+            .map_err(|error| LogError::io("list", &self.directory, error))?;
+        let mut found: Vec<(Position, PathBuf)> = names
+            .iter()
+            .filter_map(|name| Some((parse_position(name)?, self.directory.join(name))))
+            .collect();
+        found.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
+        Ok(found)
+    }
+
+    /// Reads and checks one snapshot file; `Err` explains why it is unusable.
+    pub fn read(&self, path: &Path) -> Result<Snapshot, String> {
+        let file = self
+            .storage
+            .open(path, OpenMode::Read)
+            .map_err(|error| error.to_string())?;
+        let length = file.length().map_err(|error| error.to_string())?;
+        let length = usize::try_from(length).map_err(|error| error.to_string())?;
+        let mut bytes = vec![0u8; length];
+        let read = file
+            .read_at(&mut bytes, 0)
+            .map_err(|error| error.to_string())?;
+        bytes.truncate(read);
+        let header = bytes.get(..HEADER_BYTES).ok_or("shorter than its header")?;
+        let word = |at: usize, width: usize| -> u64 {
+            let mut buffer = [0u8; 8];
+            buffer[..width].copy_from_slice(&header[at..at + width]);
+            u64::from_le_bytes(buffer)
+        };
+        if &header[..8] != MAGIC {
+            return Err("not a snapshot (bad magic)".to_owned());
+        }
+        if word(HEADER_BYTES - 4, 4) as u32 != crc32c::crc32c(&header[..HEADER_BYTES - 4]) {
+            return Err("header checksum mismatch".to_owned());
+        }
+        if word(8, 4) as u32 != FORMAT {
+            return Err(format!("unsupported snapshot format {}", word(8, 4)));
+        }
+        let body = &bytes[HEADER_BYTES..];
+        if body.len() as u64 != word(52, 8) {
+            return Err(format!(
+                "body is {} bytes, header says {}",
+                body.len(),
+                word(52, 8)
+            ));
+        }
+        if crc32c::crc32c(body) != word(60, 4) as u32 {
+            return Err("body checksum mismatch".to_owned());
+        }
+        let mut head_hash = [0u8; 32];
+        head_hash.copy_from_slice(&header[20..52]);
+        Ok(Snapshot {
+            position: word(12, 8),
+            head_hash,
+            body: body.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::simulated::SimulatedStorage;
+
+    #[test]
+    fn snapshots_round_trip_newest_first_and_damage_is_explained() {
+        let storage = SimulatedStorage::new();
+        let store = SnapshotStore::new(storage.clone(), PathBuf::from("/data/snapshots"));
+        assert!(store.candidates().expect("lists").is_empty());
+        for position in [10u64, 30, 20] {
+            store
+                .write(&Snapshot {
+                    position,
+                    head_hash: [position as u8; 32],
+                    body: format!("state at {position}").into_bytes(),
+                })
+                .expect("writes");
+        }
+        let candidates = store.candidates().expect("lists");
+        let positions: Vec<_> = candidates.iter().map(|(position, _)| *position).collect();
+        assert_eq!(positions, vec![30, 20], "only the two newest are kept");
+        let newest = store.read(&candidates[0].1).expect("reads");
+        assert_eq!(newest.body, b"state at 30");
+        assert_eq!(newest.head_hash, [30; 32]);
+        storage
+            .tamper(&candidates[0].1, |bytes| {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+            })
+            .expect("tampers");
+        assert_eq!(
+            store.read(&candidates[0].1),
+            Err("body checksum mismatch".to_owned())
+        );
+    }
+}
