@@ -3,4 +3,5 @@
 mod domain_properties;
 mod engine;
 mod event_log;
+mod read_models;
 mod tidy;

@@ -1,0 +1,112 @@
+//! Keeping the read models current: a task follows the log's head, applies
+//! each new record, and publishes the position it reached, so queries can
+//! wait (boundedly) for a `min_position` — read-your-writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger_core::engine::EventEnvelope;
+use ledger_core::store::{EventLog, LogError, Position};
+use tokio::sync::{RwLock, RwLockReadGuard, watch};
+
+use crate::{OutOfOrder, Projections};
+
+/// Records applied per lock acquisition, so queries are never locked out
+/// for long while the follower catches up.
+const FOLLOW_CHUNK_RECORDS: usize = 4_096;
+
+#[derive(Debug)]
+pub struct LiveProjections {
+    projections: RwLock<Projections>,
+    position: watch::Sender<Position>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the read models reached position {reached}, not {wanted}, in time")]
+pub struct NotCaughtUp {
+    pub wanted: Position,
+    pub reached: Position,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the record at position {position} is not a valid envelope: {detail}")]
+    Undecodable { position: Position, detail: String },
+    #[error(transparent)]
+    OutOfOrder(#[from] OutOfOrder),
+}
+
+impl LiveProjections {
+    pub fn new(projections: Projections) -> Arc<LiveProjections> {
+        let position = projections.position();
+        Arc::new(LiveProjections {
+            projections: RwLock::new(projections),
+            position: watch::Sender::new(position),
+        })
+    }
+
+    pub fn position(&self) -> Position {
+        *self.position.borrow()
+    }
+
+    pub async fn read(&self) -> RwLockReadGuard<'_, Projections> {
+        self.projections.read().await
+    }
+
+    /// Waits until the read models have applied `wanted`, or `timeout`.
+    pub async fn wait_for(&self, wanted: Position, timeout: Duration) -> Result<(), NotCaughtUp> {
+        let mut position = self.position.subscribe();
+        let reached =
+            tokio::time::timeout(timeout, position.wait_for(|reached| *reached >= wanted)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(NotCaughtUp {
+                wanted,
+                reached: self.position(),
+            }),
+        }
+    }
+
+    /// Applies every record after the current position up to the log's
+    /// head; returns the position reached.
+    pub async fn catch_up<L: EventLog>(&self, log: &L) -> Result<Position, FollowError> {
+        loop {
+            let after = self.position();
+            let records = log.read(after, FOLLOW_CHUNK_RECORDS).await?;
+            if records.is_empty() {
+                return Ok(after);
+            }
+            let mut envelopes = Vec::with_capacity(records.len());
+            for record in &records {
+                let envelope = EventEnvelope::decode(&record.payload).map_err(|error| {
+                    FollowError::Undecodable {
+                        position: record.position,
+                        detail: error.to_string(),
+                    }
+                })?;
+                envelopes.push(envelope);
+            }
+            let reached = {
+                let mut projections = self.projections.write().await;
+                for envelope in &envelopes {
+                    projections.apply(envelope)?;
+                }
+                projections.position()
+            };
+            self.position.send_replace(reached);
+        }
+    }
+
+    /// Follows the log until it fails or the log's head channel closes.
+    pub async fn follow<L: EventLog>(self: Arc<Self>, log: Arc<L>) -> Result<(), FollowError> {
+        let mut head = log.subscribe();
+        loop {
+            self.catch_up(log.as_ref()).await?;
+            if head.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}

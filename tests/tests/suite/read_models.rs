@@ -1,0 +1,372 @@
+//! The read models: a settlement story with known figures, reconciliation
+//! that reports planted differences, and live following with
+//! read-your-writes on a real engine and file log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger_core::domain::command::{Actor, Command, Role};
+use ledger_core::domain::ids::{AccountId, KeyId, MerchantId, OrderRef};
+use ledger_core::domain::money::Currency;
+use ledger_core::domain::program::{ProgramRules, ReleasePolicy};
+use ledger_core::domain::{Amount, Timestamp};
+use ledger_core::engine::{CommandRequest, Engine, EngineConfig, ManualClock, Outcome};
+use ledger_core::store::storage::OsStorage;
+use ledger_core::store::{FileLog, FileLogOptions, LogMode};
+use projections::Projections;
+use projections::live::LiveProjections;
+use projections::reconcile::{Difference, WriterSummary, reconcile};
+use uuid::Uuid;
+
+fn admin() -> Actor {
+    Actor {
+        key_id: KeyId::parse("admin").expect("valid"),
+        role: Role::Admin,
+        merchant_id: None,
+    }
+}
+
+fn amount(text: &str) -> Amount {
+    text.parse().expect("valid amount")
+}
+
+fn merchant(name: &str) -> MerchantId {
+    MerchantId::parse(name).expect("valid")
+}
+
+fn account(name: &str) -> AccountId {
+    AccountId::parse(name).expect("valid")
+}
+
+fn story() -> Vec<Command> {
+    let mut rules = ProgramRules::with_cap(1_000_000);
+    rules.release = Some(ReleasePolicy {
+        period_days: 1,
+        base_points: 10_000,
+        redeemed_factor: amount("0.5"),
+    });
+    let mut commands = vec![Command::ConfigureProgram {
+        rules: Box::new(rules),
+    }];
+    for (name, issue_price, redemption_value) in
+        [("cafe", "0.01", "0.008"), ("cinema", "0.02", "0.015")]
+    {
+        commands.push(Command::ApplyMerchant {
+            merchant_id: merchant(name),
+            name: name.to_owned(),
+            currency: Currency::parse("EUR").expect("valid"),
+            issue_price: amount(issue_price),
+            redemption_value: amount(redemption_value),
+        });
+        commands.push(Command::ApproveMerchant {
+            merchant_id: merchant(name),
+            reason: None,
+        });
+        commands.push(Command::RecordDeposit {
+            merchant_id: merchant(name),
+            amount: amount("500.00"),
+        });
+    }
+    let issue = |to: &str, at: &str, order: &str, points: u64| Command::IssuePoints {
+        account: account(to),
+        merchant_id: merchant(at),
+        order_ref: OrderRef::parse(order).expect("valid"),
+        points: Some(points),
+        purchase_amount: None,
+        category: None,
+    };
+    commands.push(issue("ann", "cafe", "c-1", 1_000));
+    commands.push(issue("ann", "cinema", "m-1", 500));
+    commands.push(Command::RedeemPoints {
+        account: account("ann"),
+        merchant_id: merchant("cinema"),
+        points: 1_200,
+        order_ref: OrderRef::parse("ticket-1").expect("valid"),
+    });
+    commands.push(Command::TransferPoints {
+        from: account("ann"),
+        to: account("bob"),
+        points: 100,
+    });
+    commands
+}
+
+async fn run_story(directory: &std::path::Path) -> (Arc<FileLog>, Engine, Vec<Outcome>) {
+    let log = Arc::new(
+        FileLog::open_with(
+            OsStorage,
+            directory.to_path_buf(),
+            LogMode::ReadWrite {
+                ledger_id_if_new: Uuid::from_u128(5),
+            },
+            FileLogOptions::default(),
+        )
+        .expect("opens"),
+    );
+    let clock = Arc::new(ManualClock::at(
+        Timestamp::parse_rfc3339("2026-03-10T12:00:00Z").expect("valid"),
+    ));
+    let engine =
+        Engine::start::<_, OsStorage>(Arc::clone(&log), None, clock, EngineConfig::default())
+            .await
+            .expect("starts");
+    let mut outcomes = Vec::new();
+    for (index, command) in story().into_iter().enumerate() {
+        let outcome = engine
+            .submit(CommandRequest {
+                command_id: Uuid::from_u128(index as u128 + 1),
+                command,
+                actor: admin(),
+            })
+            .await
+            .expect("available");
+        assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+        outcomes.push(outcome);
+    }
+    (log, engine, outcomes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_supply_and_balances_add_up() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (log, engine, _) = run_story(directory.path()).await;
+    let live = LiveProjections::new(Projections::new());
+    live.catch_up(log.as_ref()).await.expect("catches up");
+    let projections = live.read().await;
+
+    // Balances: ann earned 1,500 and spent 1,200 — neither lot expires, so
+    // the older one (cafe's) went first — then gave bob 100 of cinema's.
+    let ann = projections
+        .balances
+        .account(&account("ann"))
+        .expect("ann exists");
+    assert_eq!((ann.balance, ann.held), (200, 0));
+    let bob = projections
+        .balances
+        .account(&account("bob"))
+        .expect("bob exists");
+    assert_eq!(bob.balance, 100);
+    assert_eq!(
+        bob.lots_in_order()[0].merchant_id,
+        merchant("cinema"),
+        "transfers keep the origin"
+    );
+
+    // Settlements for the day.
+    let day = Timestamp::parse_rfc3339("2026-03-10T00:00:00Z")
+        .expect("valid")
+        .day_index();
+    let report = projections.settlements.report(day, day + 1);
+    let cafe = &report.merchants[0];
+    let cinema = &report.merchants[1];
+    assert_eq!(cafe.merchant_id, merchant("cafe"));
+    assert_eq!(
+        (cafe.totals.points_issued, cafe.totals.funds_consumed),
+        (1_000, amount("10.00"))
+    );
+    assert_eq!(
+        (cafe.totals.points_redeemed, cafe.totals.amount_owed),
+        (0, Amount::ZERO)
+    );
+    assert_eq!(cafe.net, amount("-10.00"));
+    assert_eq!(
+        (cinema.totals.points_issued, cinema.totals.funds_consumed),
+        (500, amount("10.00"))
+    );
+    assert_eq!(
+        (cinema.totals.points_redeemed, cinema.totals.amount_owed),
+        (1_200, amount("18.000"))
+    );
+    assert_eq!(cinema.net, amount("8.000"));
+    // Whose points were spent where: 1,000 of cafe's and 200 of cinema's at the cinema.
+    let clearing: Vec<_> = report
+        .clearing
+        .iter()
+        .map(|entry| {
+            (
+                entry.issuer_merchant_id.as_str(),
+                entry.redeemer_merchant_id.as_str(),
+                entry.points,
+            )
+        })
+        .collect();
+    assert_eq!(
+        clearing,
+        vec![("cafe", "cinema", 1_000), ("cinema", "cinema", 200)]
+    );
+    // Another day has nothing.
+    assert!(
+        projections
+            .settlements
+            .report(day + 1, day + 2)
+            .clearing
+            .is_empty()
+    );
+    let cafe_account = projections
+        .settlements
+        .merchant(&merchant("cafe"))
+        .expect("cafe");
+    assert_eq!(cafe_account.funding, amount("490.00"));
+
+    // Supply, and tomorrow's budget: 10,000 + 0.5 × 1,200.
+    let today = Timestamp::parse_rfc3339("2026-03-10T18:00:00Z").expect("valid");
+    let view = projections.supply.view(today);
+    assert_eq!(
+        (view.issued_total, view.redeemed_total, view.outstanding),
+        (1_500, 1_200, 300)
+    );
+    assert_eq!((view.supply_cap, view.headroom), (Some(1_000_000), 999_700));
+    assert_eq!(
+        (view.current_period.budget, view.current_period.issued),
+        (Some(10_000), 1_500)
+    );
+    let tomorrow = projections.supply.view(today.plus_days(1));
+    assert_eq!(
+        (
+            tomorrow.current_period.budget,
+            tomorrow.current_period.issued
+        ),
+        (Some(10_600), 0)
+    );
+
+    // History pages through ann's events.
+    let history = projections.history.page(&account("ann"), 0, 100);
+    assert_eq!(history.len(), 4, "two issuances, a redemption, a transfer");
+    assert_eq!(
+        projections.history.page(&account("ann"), history[1], 1),
+        vec![history[2]]
+    );
+    drop(projections);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_agrees_with_the_writer_and_reports_a_planted_difference() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (log, engine, _) = run_story(directory.path()).await;
+    let (_, head) = engine.state_digest().await.expect("inspects");
+    engine.shutdown().await;
+    // The writer's state, rebuilt from the same log by the domain's apply.
+    let mut state = ledger_core::domain::State::default();
+    for record in log.read_blocking(0, usize::MAX).expect("reads") {
+        let envelope =
+            ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+        ledger_core::domain::apply(&mut state, &envelope.event);
+    }
+    let live = LiveProjections::new(Projections::new());
+    live.catch_up(log.as_ref()).await.expect("catches up");
+    let projections = live.read().await;
+    let summary = WriterSummary::of(&state, head.position);
+    assert_eq!(reconcile(&summary, &projections), Vec::new());
+
+    let mut planted = summary.clone();
+    if let Some(ann) = planted.accounts.get_mut(&account("ann")) {
+        ann.0 += 1;
+    }
+    planted.supply.0 += 7;
+    let differences = reconcile(&planted, &projections);
+    assert!(differences.contains(&Difference::Balance {
+        account: account("ann"),
+        writer: 201,
+        projections: 200,
+    }));
+    assert!(differences.contains(&Difference::Supply {
+        total: "issued_total",
+        writer: 1_507,
+        projections: 1_500,
+    }));
+    let behind = WriterSummary {
+        position: head.position + 1,
+        ..summary
+    };
+    assert!(matches!(
+        reconcile(&behind, &projections)[..],
+        [Difference::Position { .. }]
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_can_wait_for_their_own_writes() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (log, engine, outcomes) = run_story(directory.path()).await;
+    let live = LiveProjections::new(Projections::new());
+    let follower = tokio::spawn(Arc::clone(&live).follow(Arc::clone(&log)));
+    let Some(Outcome::Accepted { position, .. }) = outcomes.last() else {
+        panic!("the story ends with an accepted command");
+    };
+    live.wait_for(*position, Duration::from_secs(5))
+        .await
+        .expect("catches up");
+    assert_eq!(
+        live.read()
+            .await
+            .balances
+            .account(&account("bob"))
+            .map(|bob| bob.balance),
+        Some(100)
+    );
+    // One more write, then read it back through the follower.
+    let outcome = engine
+        .submit(CommandRequest {
+            command_id: Uuid::from_u128(999),
+            command: Command::TransferPoints {
+                from: account("bob"),
+                to: account("cid"),
+                points: 40,
+            },
+            actor: admin(),
+        })
+        .await
+        .expect("available");
+    let Outcome::Accepted { position, .. } = outcome else {
+        panic!("accepted: {outcome:?}");
+    };
+    live.wait_for(position, Duration::from_secs(5))
+        .await
+        .expect("catches up");
+    assert_eq!(
+        live.read()
+            .await
+            .balances
+            .account(&account("cid"))
+            .map(|cid| cid.balance),
+        Some(40)
+    );
+    // Waiting for a position nobody wrote gives up after the bound.
+    let too_far = live
+        .wait_for(position + 10, Duration::from_millis(50))
+        .await;
+    assert_eq!(
+        too_far,
+        Err(projections::live::NotCaughtUp {
+            wanted: position + 10,
+            reached: position,
+        })
+    );
+    engine.shutdown().await;
+    follower.abort();
+}
+
+#[test]
+fn applying_is_idempotent_by_position_and_refuses_gaps() {
+    let envelope = |position: u64| ledger_core::engine::EventEnvelope {
+        position,
+        event_id: Uuid::from_u128(u128::from(position)),
+        schema_version: 1,
+        recorded_at: Timestamp(0),
+        command_id: Uuid::from_u128(u128::from(position)),
+        command_fingerprint: ledger_core::domain::idempotency::Fingerprint([0; 32]),
+        actor: admin(),
+        event: ledger_core::domain::Event::ApiKeyRevoked(
+            ledger_core::domain::event::ApiKeyRevoked {
+                key_id: KeyId::parse("k").expect("valid"),
+                revoked_at: Timestamp(0),
+            },
+        ),
+    };
+    let mut projections = Projections::new();
+    assert_eq!(projections.apply(&envelope(1)), Ok(true));
+    assert_eq!(projections.apply(&envelope(1)), Ok(false));
+    assert!(projections.apply(&envelope(3)).is_err());
+    assert_eq!(projections.position(), 1);
+}
