@@ -10,6 +10,7 @@ use ledger_core::domain::ids::{AccountId, HoldId, IssuanceId, KeyId, MerchantId,
 use ledger_core::domain::money::{Amount, Currency, SUPPLY_CAP_MAX};
 use ledger_core::domain::program::ProgramRules;
 use ledger_core::domain::{State, Timestamp, execute};
+use std::sync::Arc;
 
 /// SplitMix64: a tiny, seedable generator, so runs are repeatable without a
 /// randomness dependency.
@@ -59,9 +60,10 @@ fn id<T>(parsed: Result<T, ledger_core::domain::ids::InvalidId>) -> T {
 #[derive(Debug)]
 pub struct MixedWorkload {
     random: SplitMix64,
-    accounts: Vec<AccountId>,
-    merchants: Vec<MerchantId>,
+    accounts: Arc<[AccountId]>,
+    merchants: Arc<[MerchantId]>,
     next_order: u64,
+    order_prefix: String,
     holds_placed: u64,
     issuances_made: u64,
     now: Timestamp,
@@ -80,22 +82,43 @@ impl MixedWorkload {
                 .map(|index| id(MerchantId::parse(format!("merchant-{index:03}"))))
                 .collect(),
             next_order: 0,
+            order_prefix: "order".to_owned(),
             holds_placed: 0,
             issuances_made: 0,
             now: Timestamp::from_unix_seconds(1_790_000_000),
         }
     }
 
-    /// A programme, funded active merchants and one opening credit of 1,000
-    /// points per account: the state the measured mix runs against.
-    pub fn prepare(&mut self) -> State {
-        let mut state = State::default();
+    /// Another generator over the same accounts and merchants (shared, not
+    /// copied), with its own seed and order references.
+    pub fn sibling(&self, seed: u64, order_prefix: &str) -> MixedWorkload {
+        MixedWorkload {
+            random: SplitMix64::new(seed),
+            accounts: Arc::clone(&self.accounts),
+            merchants: Arc::clone(&self.merchants),
+            next_order: 0,
+            order_prefix: order_prefix.to_owned(),
+            holds_placed: 0,
+            issuances_made: self.issuances_made,
+            now: self.now,
+        }
+    }
+
+    /// Distinct order references per generator, for several generators
+    /// over the same accounts.
+    pub fn with_order_prefix(mut self, prefix: &str) -> MixedWorkload {
+        self.order_prefix = prefix.to_owned();
+        self
+    }
+
+    /// The set-up commands: a programme, and funded, active merchants.
+    pub fn setup_commands(&self) -> Vec<Command> {
         let mut rules = ProgramRules::with_cap(SUPPLY_CAP_MAX);
         rules.expiry_days = Some(365);
         let mut setup = vec![Command::ConfigureProgram {
             rules: Box::new(rules),
         }];
-        for merchant_id in &self.merchants {
+        for merchant_id in self.merchants.iter() {
             setup.push(Command::ApplyMerchant {
                 merchant_id: merchant_id.clone(),
                 name: format!("Merchant {merchant_id}"),
@@ -112,20 +135,35 @@ impl MixedWorkload {
                 amount: amount("1000000000000"),
             });
         }
-        for command in setup {
+        setup
+    }
+
+    /// One opening credit of 1,000 points per account.
+    pub fn opening_credits(&mut self) -> Vec<Command> {
+        (0..self.accounts.len())
+            .map(|index| {
+                self.issuances_made += 1;
+                Command::IssuePoints {
+                    account: self.accounts[index].clone(),
+                    merchant_id: self.merchants[index % Self::MERCHANTS].clone(),
+                    order_ref: self.order_ref(),
+                    points: Some(1_000),
+                    purchase_amount: None,
+                    category: None,
+                }
+            })
+            .collect()
+    }
+
+    /// A programme, funded active merchants and one opening credit of 1,000
+    /// points per account: the state the measured mix runs against.
+    pub fn prepare(&mut self) -> State {
+        let mut state = State::default();
+        for command in self.setup_commands() {
             self.run(&mut state, &command);
         }
-        for index in 0..self.accounts.len() {
-            let command = Command::IssuePoints {
-                account: self.accounts[index].clone(),
-                merchant_id: self.merchants[index % Self::MERCHANTS].clone(),
-                order_ref: self.order_ref(),
-                points: Some(1_000),
-                purchase_amount: None,
-                category: None,
-            };
+        for command in self.opening_credits() {
             self.run(&mut state, &command);
-            self.issuances_made += 1;
         }
         state
     }
@@ -142,7 +180,10 @@ impl MixedWorkload {
 
     fn order_ref(&mut self) -> OrderRef {
         self.next_order += 1;
-        id(OrderRef::parse(format!("order-{}", self.next_order)))
+        id(OrderRef::parse(format!(
+            "{}-{}",
+            self.order_prefix, self.next_order
+        )))
     }
 
     fn any_account(&mut self) -> AccountId {

@@ -99,6 +99,41 @@ impl LiveProjections {
         }
     }
 
+    /// Follows the engine's committed batches in process (no re-reading or
+    /// decoding), catching up from the log whenever a batch does not follow
+    /// on from what was applied (a lag or a gap). Returns when the engine
+    /// stops.
+    pub async fn follow_engine<L: EventLog>(
+        self: Arc<Self>,
+        mut committed: tokio::sync::broadcast::Receiver<ledger_core::engine::CommittedBatch>,
+        log: Arc<L>,
+    ) -> Result<(), FollowError> {
+        use tokio::sync::broadcast::error::RecvError;
+        self.catch_up(log.as_ref()).await?;
+        loop {
+            match committed.recv().await {
+                Ok(batch) => {
+                    let first = batch.first().map_or(0, |envelope| envelope.position);
+                    if first > self.position() + 1 {
+                        self.catch_up(log.as_ref()).await?;
+                    }
+                    let reached = {
+                        let mut projections = self.projections.write().await;
+                        for envelope in batch.iter() {
+                            projections.apply(envelope)?;
+                        }
+                        projections.position()
+                    };
+                    self.position.send_replace(reached);
+                }
+                Err(RecvError::Lagged(_)) => {
+                    self.catch_up(log.as_ref()).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
     /// Follows the log until it fails or the log's head channel closes.
     pub async fn follow<L: EventLog>(self: Arc<Self>, log: Arc<L>) -> Result<(), FollowError> {
         let mut head = log.subscribe();

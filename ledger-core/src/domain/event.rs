@@ -15,29 +15,67 @@ use super::program::ProgramRules;
 use super::rejection::{RiskMeasure, RiskRule};
 use super::time::Timestamp;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
-pub enum Event {
-    ProgramConfigured(Box<ProgramConfigured>),
-    MerchantApplied(MerchantApplied),
-    MerchantApproved(MerchantStatusChanged),
-    MerchantRejected(MerchantStatusChanged),
-    MerchantSuspended(MerchantStatusChanged),
-    MerchantReinstated(MerchantStatusChanged),
-    DepositRecorded(DepositRecorded),
-    ApiKeyCreated(ApiKeyCreated),
-    ApiKeyRevoked(ApiKeyRevoked),
-    PointsIssued(PointsIssued),
-    PointsRedeemed(PointsRedeemed),
-    PointsTransferred(PointsTransferred),
-    PointsHeld(PointsHeld),
-    HoldCaptured(HoldCaptured),
-    HoldReleased(HoldReleased),
-    IssuanceReversed(IssuanceReversed),
-    RedemptionReversed(RedemptionReversed),
-    PointsExpired(PointsExpired),
-    ExpiryRunCompleted(ExpiryRunCompleted),
-    RiskAlertRaised(RiskAlertRaised),
+/// Declares every event kind once: the enum, its snake_case names, and the
+/// payload-only (de)serialisers the envelope uses to keep `type` and `data`
+/// side by side without buffering.
+macro_rules! events {
+    ($($variant:ident($payload:ty) = $name:literal,)*) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+        pub enum Event {
+            $($variant($payload),)*
+        }
+
+        /// Every event type name, as in the `type` field.
+        pub const EVENT_KINDS: &[&str] = &[$($name),*];
+
+        impl Event {
+            /// The snake_case type name, as in the `type` field.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => $name,)*
+                }
+            }
+
+            /// Serialises the payload alone: the envelope's `data`.
+            pub fn serialize_data<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Event::$variant(payload) => payload.serialize(serializer),)*
+                }
+            }
+
+            /// Reads a payload of the given type name.
+            pub fn deserialize_data<'de, D: serde::Deserializer<'de>>(kind: &str, deserializer: D) -> Result<Event, D::Error> {
+                match kind {
+                    $($name => Ok(Event::$variant(<$payload>::deserialize(deserializer)?)),)*
+                    other => Err(serde::de::Error::unknown_variant(other, EVENT_KINDS)),
+                }
+            }
+        }
+    };
+}
+
+events! {
+    ProgramConfigured(Box<ProgramConfigured>) = "program_configured",
+    MerchantApplied(MerchantApplied) = "merchant_applied",
+    MerchantApproved(MerchantStatusChanged) = "merchant_approved",
+    MerchantRejected(MerchantStatusChanged) = "merchant_rejected",
+    MerchantSuspended(MerchantStatusChanged) = "merchant_suspended",
+    MerchantReinstated(MerchantStatusChanged) = "merchant_reinstated",
+    DepositRecorded(DepositRecorded) = "deposit_recorded",
+    ApiKeyCreated(ApiKeyCreated) = "api_key_created",
+    ApiKeyRevoked(ApiKeyRevoked) = "api_key_revoked",
+    PointsIssued(PointsIssued) = "points_issued",
+    PointsRedeemed(PointsRedeemed) = "points_redeemed",
+    PointsTransferred(PointsTransferred) = "points_transferred",
+    PointsHeld(PointsHeld) = "points_held",
+    HoldCaptured(HoldCaptured) = "hold_captured",
+    HoldReleased(HoldReleased) = "hold_released",
+    IssuanceReversed(IssuanceReversed) = "issuance_reversed",
+    RedemptionReversed(RedemptionReversed) = "redemption_reversed",
+    PointsExpired(PointsExpired) = "points_expired",
+    ExpiryRunCompleted(ExpiryRunCompleted) = "expiry_run_completed",
+    RiskAlertRaised(RiskAlertRaised) = "risk_alert_raised",
 }
 
 /// Current schema version of every event type. Bumped per type when its
@@ -45,32 +83,6 @@ pub enum Event {
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
 impl Event {
-    /// The snake_case type name, as in the serde tag.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::ProgramConfigured(_) => "program_configured",
-            Event::MerchantApplied(_) => "merchant_applied",
-            Event::MerchantApproved(_) => "merchant_approved",
-            Event::MerchantRejected(_) => "merchant_rejected",
-            Event::MerchantSuspended(_) => "merchant_suspended",
-            Event::MerchantReinstated(_) => "merchant_reinstated",
-            Event::DepositRecorded(_) => "deposit_recorded",
-            Event::ApiKeyCreated(_) => "api_key_created",
-            Event::ApiKeyRevoked(_) => "api_key_revoked",
-            Event::PointsIssued(_) => "points_issued",
-            Event::PointsRedeemed(_) => "points_redeemed",
-            Event::PointsTransferred(_) => "points_transferred",
-            Event::PointsHeld(_) => "points_held",
-            Event::HoldCaptured(_) => "hold_captured",
-            Event::HoldReleased(_) => "hold_released",
-            Event::IssuanceReversed(_) => "issuance_reversed",
-            Event::RedemptionReversed(_) => "redemption_reversed",
-            Event::PointsExpired(_) => "points_expired",
-            Event::ExpiryRunCompleted(_) => "expiry_run_completed",
-            Event::RiskAlertRaised(_) => "risk_alert_raised",
-        }
-    }
-
     pub fn schema_version(&self) -> u32 {
         EVENT_SCHEMA_VERSION
     }

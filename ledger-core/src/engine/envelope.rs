@@ -3,7 +3,9 @@
 //! and its provenance. The chain hashes are not inside it (a payload cannot
 //! contain its own hash); readers take them from the record.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -12,7 +14,13 @@ use crate::domain::idempotency::Fingerprint;
 use crate::domain::{Event, Timestamp};
 use crate::store::Position;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialised as one flat JSON object —
+/// `{"position", "event_id", "type", "schema_version", "recorded_at",
+/// "command_id", "command_fingerprint", "actor", "data"}` — by hand rather
+/// than with `#[serde(flatten)]`, which buffers every envelope and made
+/// decoding several times slower. `type` is always written before `data`,
+/// and a reader requires that order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventEnvelope {
     pub position: Position,
     pub event_id: Uuid,
@@ -23,9 +31,113 @@ pub struct EventEnvelope {
     /// told apart from a different command under the same key.
     pub command_fingerprint: Fingerprint,
     pub actor: Actor,
-    /// `"type"` and `"data"`.
-    #[serde(flatten)]
     pub event: Event,
+}
+
+struct DataOf<'event>(&'event Event);
+
+impl Serialize for DataOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_data(serializer)
+    }
+}
+
+impl Serialize for EventEnvelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct("EventEnvelope", 9)?;
+        fields.serialize_field("position", &self.position)?;
+        fields.serialize_field("event_id", &self.event_id)?;
+        fields.serialize_field("type", self.event.kind())?;
+        fields.serialize_field("schema_version", &self.schema_version)?;
+        fields.serialize_field("recorded_at", &self.recorded_at)?;
+        fields.serialize_field("command_id", &self.command_id)?;
+        fields.serialize_field("command_fingerprint", &self.command_fingerprint)?;
+        fields.serialize_field("actor", &self.actor)?;
+        fields.serialize_field("data", &DataOf(&self.event))?;
+        fields.end()
+    }
+}
+
+/// Reads `data` as the payload of the `type` read before it.
+struct DataSeed<'kind>(&'kind str);
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Event;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Event, D::Error> {
+        Event::deserialize_data(self.0, deserializer)
+    }
+}
+
+struct EnvelopeVisitor;
+
+const FIELDS: &[&str] = &[
+    "position",
+    "event_id",
+    "type",
+    "schema_version",
+    "recorded_at",
+    "command_id",
+    "command_fingerprint",
+    "actor",
+    "data",
+];
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = EventEnvelope;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an event envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventEnvelope, A::Error> {
+        let mut position = None;
+        let mut event_id = None;
+        let mut kind: Option<String> = None;
+        let mut schema_version = None;
+        let mut recorded_at = None;
+        let mut command_id = None;
+        let mut command_fingerprint = None;
+        let mut actor = None;
+        let mut event = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "position" => position = Some(map.next_value()?),
+                "event_id" => event_id = Some(map.next_value()?),
+                "type" => kind = Some(map.next_value()?),
+                "schema_version" => schema_version = Some(map.next_value()?),
+                "recorded_at" => recorded_at = Some(map.next_value()?),
+                "command_id" => command_id = Some(map.next_value()?),
+                "command_fingerprint" => command_fingerprint = Some(map.next_value()?),
+                "actor" => actor = Some(map.next_value()?),
+                "data" => {
+                    let Some(kind) = kind.as_deref() else {
+                        return Err(de::Error::custom("\"type\" must come before \"data\""));
+                    };
+                    event = Some(map.next_value_seed(DataSeed(kind))?);
+                }
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        Ok(EventEnvelope {
+            position: position.ok_or_else(|| de::Error::missing_field("position"))?,
+            event_id: event_id.ok_or_else(|| de::Error::missing_field("event_id"))?,
+            schema_version: schema_version
+                .ok_or_else(|| de::Error::missing_field("schema_version"))?,
+            recorded_at: recorded_at.ok_or_else(|| de::Error::missing_field("recorded_at"))?,
+            command_id: command_id.ok_or_else(|| de::Error::missing_field("command_id"))?,
+            command_fingerprint: command_fingerprint
+                .ok_or_else(|| de::Error::missing_field("command_fingerprint"))?,
+            actor: actor.ok_or_else(|| de::Error::missing_field("actor"))?,
+            event: event.ok_or_else(|| de::Error::missing_field("data"))?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for EventEnvelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<EventEnvelope, D::Error> {
+        deserializer.deserialize_struct("EventEnvelope", FIELDS, EnvelopeVisitor)
+    }
 }
 
 impl EventEnvelope {
@@ -84,6 +196,24 @@ mod tests {
         assert_eq!(json["data"]["key_id"], "k1");
         assert_eq!(json["position"], 7);
         assert_eq!(EventEnvelope::decode(&bytes).expect("decodes"), envelope);
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 9);
+        // Data before type cannot be read without buffering: refused clearly.
+        let swapped = br#"{"data":{},"type":"api_key_revoked"}"#;
+        let refused = EventEnvelope::decode(swapped)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("must come before"), "{refused}");
+        let unknown = String::from_utf8(bytes.clone())
+            .expect("utf-8")
+            .replace("api_key_revoked", "no_such_event");
+        assert!(EventEnvelope::decode(unknown.as_bytes()).is_err());
     }
 
     #[test]

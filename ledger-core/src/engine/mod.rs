@@ -14,6 +14,7 @@
 
 pub mod clock;
 pub mod envelope;
+pub mod expiry_scheduler;
 mod recovery;
 mod writer;
 
@@ -138,10 +139,18 @@ enum Message {
     },
 }
 
+/// Committed batches kept for slow subscribers before they must catch up
+/// from the log instead.
+const COMMITTED_BATCHES_BUFFERED: usize = 1_024;
+
+/// The events of one durable append, in position order.
+pub type CommittedBatch = Arc<Vec<EventEnvelope>>;
+
 /// A cheap, cloneable handle to the running engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
     sender: mpsc::Sender<Message>,
+    committed: tokio::sync::broadcast::Sender<CommittedBatch>,
     status: watch::Receiver<EngineStatus>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -171,6 +180,8 @@ impl Engine {
         let (ready, is_ready) = oneshot::channel();
         let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let (status_sender, status) = watch::channel(EngineStatus::Running { head: log.head() });
+        let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_BATCHES_BUFFERED);
+        let committed_sender = committed.clone();
         let handle = std::thread::Builder::new()
             .name("ledger-writer".to_owned())
             .spawn(move || {
@@ -202,6 +213,7 @@ impl Engine {
                     head,
                     events_since_snapshot: recovered.events_replayed,
                     status: status_sender,
+                    committed: committed_sender,
                     runtime,
                 };
                 if ready.send(Ok(())).is_ok() {
@@ -212,6 +224,7 @@ impl Engine {
         match is_ready.await {
             Ok(Ok(())) => Ok(Engine {
                 sender,
+                committed,
                 status,
                 writer: Arc::new(Mutex::new(Some(handle))),
             }),
@@ -257,6 +270,13 @@ impl Engine {
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())
+    }
+
+    /// Every batch from now on, once durable: the in-process live feed for
+    /// read models. A subscriber that falls more than a thousand batches
+    /// behind is told it lagged and must catch up from the log.
+    pub fn subscribe_committed(&self) -> tokio::sync::broadcast::Receiver<CommittedBatch> {
+        self.committed.subscribe()
     }
 
     pub fn status(&self) -> EngineStatus {

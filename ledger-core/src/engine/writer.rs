@@ -32,6 +32,7 @@ pub(super) struct Writer<L: EventLog, S: Storage> {
     pub head: Head,
     pub events_since_snapshot: u64,
     pub status: watch::Sender<EngineStatus>,
+    pub committed: tokio::sync::broadcast::Sender<super::CommittedBatch>,
     pub runtime: Runtime,
 }
 
@@ -252,6 +253,13 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         self.head = head;
         self.events_since_snapshot += appended;
         self.status.send_replace(EngineStatus::Running { head });
+        if self.committed.receiver_count() > 0 {
+            let batch: Vec<EventEnvelope> = pending
+                .iter()
+                .flat_map(|accepted| accepted.envelopes.iter().cloned())
+                .collect();
+            let _ = self.committed.send(Arc::new(batch));
+        }
         for accepted in pending {
             let (Some(first), Some(last)) = (accepted.envelopes.first(), accepted.envelopes.last())
             else {

@@ -587,3 +587,55 @@ async fn a_full_queue_answers_unavailable_instead_of_growing() {
     drop(open_gate);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_scheduler_expires_due_lots_as_the_system() {
+    use ledger_core::domain::Event;
+    use ledger_core::engine::expiry_scheduler::{run_expiry_schedule, scheduler_actor};
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let log = open_file_log(directory.path());
+    let clock = clock();
+    let engine = start(
+        Arc::clone(&log),
+        Some(snapshots(directory.path())),
+        Arc::clone(&clock),
+        EngineConfig::default(),
+    )
+    .await;
+    set_up(&engine).await;
+    let mut rules = ProgramRules::with_cap(10_000_000);
+    rules.expiry_days = Some(1);
+    submit_ok(
+        &engine,
+        50,
+        Command::ConfigureProgram {
+            rules: Box::new(rules),
+        },
+    )
+    .await;
+    submit_ok(&engine, 51, issue(1, "o-1".into(), 300)).await;
+    clock.advance_seconds(2 * 86_400);
+    let schedule = tokio::spawn(run_expiry_schedule(
+        engine.clone(),
+        clock.clone(),
+        std::time::Duration::from_millis(20),
+    ));
+    let mut expired = None;
+    for _ in 0..250 {
+        expired = log_envelopes(&log)
+            .into_iter()
+            .find(|envelope| matches!(envelope.event, Event::PointsExpired(_)));
+        if expired.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    schedule.abort();
+    let expired = expired.expect("the scheduler expired the due lot");
+    assert_eq!(expired.actor, scheduler_actor());
+    let Event::PointsExpired(points) = &expired.event else {
+        unreachable!("matched above");
+    };
+    assert_eq!((points.account.clone(), points.points), (account(1), 300));
+    engine.shutdown().await;
+}

@@ -370,3 +370,59 @@ fn applying_is_idempotent_by_position_and_refuses_gaps() {
     assert!(projections.apply(&envelope(3)).is_err());
     assert_eq!(projections.position(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_feed_keeps_the_read_models_current_and_fills_gaps_from_the_log() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    // The story is committed before anyone subscribes: the follower must
+    // take it from the log, then the live batches from the engine.
+    let (log, engine, _) = run_story(directory.path()).await;
+    let live = LiveProjections::new(Projections::new());
+    let follower = tokio::spawn(
+        Arc::clone(&live).follow_engine(engine.subscribe_committed(), Arc::clone(&log)),
+    );
+    let mut last = 0;
+    for (index, points) in [10u64, 20, 30].into_iter().enumerate() {
+        let outcome = engine
+            .submit(CommandRequest {
+                command_id: Uuid::from_u128(2_000 + index as u128),
+                command: Command::TransferPoints {
+                    from: account("ann"),
+                    to: account("dee"),
+                    points,
+                },
+                actor: admin(),
+            })
+            .await
+            .expect("available");
+        let Outcome::Accepted { position, .. } = outcome else {
+            panic!("accepted: {outcome:?}");
+        };
+        last = position;
+    }
+    live.wait_for(last, Duration::from_secs(5))
+        .await
+        .expect("catches up");
+    let projections = live.read().await;
+    assert_eq!(projections.position(), last);
+    assert_eq!(
+        projections
+            .balances
+            .account(&account("dee"))
+            .map(|dee| dee.balance),
+        Some(60)
+    );
+    assert_eq!(
+        projections
+            .balances
+            .account(&account("ann"))
+            .map(|ann| ann.balance),
+        Some(140)
+    );
+    drop(projections);
+    engine.shutdown().await;
+    drop(engine);
+    // The feed closes with the engine; the follower ends cleanly.
+    let ended = tokio::time::timeout(Duration::from_secs(5), follower).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
