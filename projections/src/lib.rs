@@ -14,6 +14,7 @@
 
 pub mod balances;
 pub mod history;
+pub mod keys;
 pub mod live;
 pub mod reconcile;
 pub mod risk;
@@ -33,6 +34,7 @@ pub struct Projections {
     pub settlements: settlements::Settlements,
     pub supply: supply::Supply,
     pub risk: risk::Risk,
+    pub keys: keys::Keys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +74,7 @@ impl Projections {
         self.settlements.apply(&envelope.event);
         self.supply.apply(&envelope.event);
         self.risk.apply(envelope);
+        self.keys.apply(&envelope.event);
         self.position = envelope.position;
         Ok(true)
     }

@@ -3,4 +3,5 @@
 //! model side by side.
 
 pub mod model;
+pub mod server;
 pub mod simulation;

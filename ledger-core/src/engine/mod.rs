@@ -258,6 +258,45 @@ impl Engine {
         })
     }
 
+    /// Submits commands in order, each decided after the ones before it,
+    /// waiting for queue room rather than refusing; answers in the same
+    /// order. For bulk imports, where one request carries many commands.
+    pub async fn submit_in_order(
+        &self,
+        requests: Vec<CommandRequest>,
+    ) -> Vec<Result<Outcome, Unavailable>> {
+        let mut answers = Vec::with_capacity(requests.len());
+        for request in requests {
+            if let EngineStatus::Stopped { reason } = &*self.status.borrow() {
+                answers.push(Err(Unavailable {
+                    reason: reason.clone(),
+                }));
+                continue;
+            }
+            let (reply, answer) = oneshot::channel();
+            // One task sends them one after another, so the queue holds them
+            // in request order.
+            match self.sender.send(Message::Command { request, reply }).await {
+                Ok(()) => answers.push(Ok(answer)),
+                Err(_) => answers.push(Err(Unavailable {
+                    reason: "the writer has stopped".to_owned(),
+                })),
+            }
+        }
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            outcomes.push(match answer {
+                Ok(answer) => answer.await.unwrap_or_else(|_| {
+                    Err(Unavailable {
+                        reason: "the writer stopped before answering".to_owned(),
+                    })
+                }),
+                Err(unavailable) => Err(unavailable),
+            });
+        }
+        outcomes
+    }
+
     /// The writer's state digest and head, once everything submitted before
     /// this call is decided: for reconciliation and restart checks.
     pub async fn state_digest(&self) -> Result<([u8; 32], Head), Unavailable> {

@@ -11,6 +11,7 @@ mod index;
 pub mod memory;
 #[cfg(any(test, feature = "simulation"))]
 pub mod simulated;
+pub mod small_file;
 pub mod snapshot;
 pub mod storage;
 

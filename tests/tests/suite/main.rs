@@ -3,5 +3,6 @@
 mod domain_properties;
 mod engine;
 mod event_log;
+mod http_api;
 mod read_models;
 mod tidy;

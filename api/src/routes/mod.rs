@@ -1,0 +1,95 @@
+//! The v1 routes. Handlers translate: extract, authenticate, build a
+//! command (or read a model), submit, map the outcome. No business rules.
+
+mod batch;
+pub mod commands;
+pub mod queries;
+mod stream;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use ledger_core::engine::EngineStatus;
+use serde_json::json;
+
+use crate::server::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/program", put(commands::configure_program))
+        .route(
+            "/v1/merchants",
+            post(commands::submit_body::<commands::MerchantApplication>),
+        )
+        .route("/v1/merchants/{id}", get(queries::merchant))
+        .route(
+            "/v1/merchants/{id}/{action}",
+            post(commands::review_merchant),
+        )
+        .route(
+            "/v1/merchants/{id}/deposits",
+            post(commands::record_deposit),
+        )
+        .route("/v1/api-keys", post(commands::create_api_key))
+        .route("/v1/api-keys/{key_id}", delete(commands::revoke_api_key))
+        .route(
+            "/v1/issuances",
+            post(commands::submit_body::<commands::Issuance>),
+        )
+        .route(
+            "/v1/redemptions",
+            post(commands::submit_body::<commands::Redemption>),
+        )
+        .route(
+            "/v1/transfers",
+            post(commands::submit_body::<commands::Transfer>),
+        )
+        .route("/v1/holds", post(commands::submit_body::<commands::Hold>))
+        .route("/v1/holds/{id}/capture", post(commands::capture_hold))
+        .route("/v1/holds/{id}/release", post(commands::release_hold))
+        .route("/v1/reversals", post(commands::reverse))
+        .route("/v1/expiry-runs", post(commands::run_expiry))
+        .route("/v1/accounts/{id}", get(queries::account))
+        .route("/v1/accounts/{id}/history", get(queries::account_history))
+        .route("/v1/supply", get(queries::supply))
+        .route("/v1/settlements", get(queries::settlements))
+        .route("/v1/events", get(queries::events))
+        .route("/v1/events/stream", get(stream::events_stream))
+        .route("/v1/batch", post(batch::batch))
+        .route("/metrics", get(crate::observe::metrics_endpoint))
+        .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+}
+
+/// The process is up.
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// The log is open, the writer running and the read models caught up.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let head = ledger_core::store::EventLog::head(state.log.as_ref()).position;
+    let applied = state.projections.position();
+    let (ready, writer) = match state.engine.status() {
+        EngineStatus::Running { .. } => (applied >= head, "running".to_owned()),
+        EngineStatus::Stopped { reason } => (false, format!("stopped: {reason}")),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "ready": ready,
+            "writer": writer,
+            "head_position": head,
+            "projections_position": applied,
+        })),
+    )
+}

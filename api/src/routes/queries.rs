@@ -1,0 +1,308 @@
+//! Query endpoints: read models, each answer stamped with the position it
+//! reflects. `min_position` gives read-your-writes: the answer waits
+//! (boundedly) until the read models have applied that position.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ledger_core::domain::command::Role;
+use ledger_core::domain::ids::{AccountId, MerchantId};
+use ledger_core::store::{Position, Record};
+use projections::Projections;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::RwLockReadGuard;
+
+use crate::auth::{Authenticated, require_role};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::server::AppState;
+
+/// Most events one page returns.
+pub const EVENTS_PAGE_MAX: usize = 10_000;
+const EVENTS_PAGE_DEFAULT: usize = 100;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    #[serde(default)]
+    pub min_position: Option<Position>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    #[serde(default)]
+    pub after: Position,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub min_position: Option<Position>,
+}
+
+impl Page {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(EVENTS_PAGE_DEFAULT),
+            Some(limit) if (1..=EVENTS_PAGE_MAX).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::validation(
+                "limit",
+                format!("must be between 1 and {EVENTS_PAGE_MAX}"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// First UTC day included (`YYYY-MM-DD`); default: the beginning.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// First UTC day no longer included; default: no end.
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub min_position: Option<Position>,
+}
+
+/// The read models once they have applied `min_position`.
+async fn read_models(
+    state: &AppState,
+    min_position: Option<Position>,
+) -> Result<RwLockReadGuard<'_, Projections>, ApiError> {
+    if let Some(wanted) = min_position {
+        state
+            .projections
+            .wait_for(wanted, state.config.min_position_wait())
+            .await
+            .map_err(|not_caught_up| {
+                ApiError::new(
+                    "not_caught_up",
+                    format!(
+                        "the read models reached position {} but {} was asked for; retry",
+                        not_caught_up.reached, not_caught_up.wanted
+                    ),
+                )
+            })?;
+    }
+    Ok(state.projections.read().await)
+}
+
+fn parse_account(text: String) -> Result<AccountId, ApiError> {
+    AccountId::parse(text).map_err(|error| ApiError::validation("account", error.to_string()))
+}
+
+pub async fn account(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(query): ApiQuery<Consistency>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst, Role::Merchant])?;
+    let account = parse_account(account)?;
+    let models = read_models(&state, query.min_position).await?;
+    // An account no event has touched yet simply holds nothing.
+    let balance = models
+        .balances
+        .account(&account)
+        .cloned()
+        .unwrap_or_default();
+    let lots: Vec<Value> = balance
+        .lots_in_order()
+        .into_iter()
+        .map(|lot| {
+            json!({
+                "lot_id": lot.lot_id,
+                "merchant_id": lot.merchant_id,
+                "remaining": lot.remaining,
+                "issued_at": lot.issued_at,
+                "expires_at": lot.expires_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "account": account,
+        "balance": balance.balance,
+        "held": balance.held,
+        "available": balance.available(),
+        "lots": lots,
+        "as_of_position": models.position(),
+    })))
+}
+
+pub async fn account_history(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst])?;
+    let account = parse_account(account)?;
+    let limit = page.limit()?;
+    let (positions, as_of) = {
+        let models = read_models(&state, page.min_position).await?;
+        (
+            models.history.page(&account, page.after, limit),
+            models.position(),
+        )
+    };
+    let mut events = Vec::with_capacity(positions.len());
+    for position in &positions {
+        let records = read_log(&state, position - 1, 1).await?;
+        events.extend(
+            records
+                .iter()
+                .map(record_json)
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok(Json(json!({
+        "account": account,
+        "events": events,
+        "next_after": positions.last().copied().unwrap_or(page.after),
+        "as_of_position": as_of,
+    })))
+}
+
+pub async fn supply(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(query): ApiQuery<Consistency>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst, Role::Auditor])?;
+    let models = read_models(&state, query.min_position).await?;
+    let view = models.supply.view(ledger_core::engine::Clock::now(
+        &ledger_core::engine::SystemClock,
+    ));
+    let mut body = serde_json::to_value(&view).map_err(internal)?;
+    if let Value::Object(fields) = &mut body {
+        fields.insert("as_of_position".to_owned(), json!(models.position()));
+    }
+    Ok(Json(body))
+}
+
+pub async fn merchant(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<String>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(query): ApiQuery<Consistency>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst, Role::Merchant])?;
+    let merchant_id = MerchantId::parse(merchant_id)
+        .map_err(|error| ApiError::validation("merchant_id", error.to_string()))?;
+    if actor.role == Role::Merchant && actor.merchant_id.as_ref() != Some(&merchant_id) {
+        return Err(ApiError::forbidden(
+            "a merchant key may read only its own merchant",
+        ));
+    }
+    let models = read_models(&state, query.min_position).await?;
+    let merchant = models
+        .settlements
+        .merchant(&merchant_id)
+        .ok_or_else(|| ApiError::not_found(format!("no merchant `{merchant_id}`")))?;
+    Ok(Json(json!({
+        "merchant_id": merchant_id,
+        "name": merchant.name,
+        "currency": merchant.currency,
+        "status": merchant.status,
+        "funding_balance": merchant.funding,
+        "deposits_total": merchant.deposits_total,
+        "totals": merchant.totals,
+        "net": merchant.totals.net(),
+        "as_of_position": models.position(),
+    })))
+}
+
+pub async fn settlements(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(period): ApiQuery<Period>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst])?;
+    let from_day = period
+        .from
+        .as_deref()
+        .map(|text| day_index("from", text))
+        .transpose()?;
+    let to_day = period
+        .to
+        .as_deref()
+        .map(|text| day_index("to", text))
+        .transpose()?;
+    let models = read_models(&state, period.min_position).await?;
+    let report = models
+        .settlements
+        .report(from_day.unwrap_or(i64::MIN), to_day.unwrap_or(i64::MAX));
+    Ok(Json(json!({
+        "from": period.from,
+        "to": period.to,
+        "merchants": report.merchants,
+        "clearing": report.clearing,
+        "as_of_position": models.position(),
+    })))
+}
+
+/// Days since the Unix epoch of a `YYYY-MM-DD` date.
+fn day_index(field: &str, text: &str) -> Result<i64, ApiError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, format)
+        .map_err(|error| ApiError::validation(field, format!("not a YYYY-MM-DD date: {error}")))?;
+    Ok(i64::from(
+        date.to_julian_day() - time::macros::date!(1970 - 01 - 01).to_julian_day(),
+    ))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Auditor])?;
+    let limit = page.limit()?;
+    if let Some(wanted) = page.min_position {
+        drop(read_models(&state, Some(wanted)).await?);
+    }
+    let records = read_log(&state, page.after, limit).await?;
+    let next_after = records.last().map_or(page.after, |record| record.position);
+    let events = records
+        .iter()
+        .map(record_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({
+        "events": events,
+        "next_after": next_after,
+        "as_of_position": ledger_core::store::EventLog::head(state.log.as_ref()).position,
+    })))
+}
+
+/// Records from the log, read off the async workers (reads may block on
+/// the disk).
+pub async fn read_log(
+    state: &AppState,
+    after: Position,
+    limit: usize,
+) -> Result<Vec<Record>, ApiError> {
+    let log = std::sync::Arc::clone(&state.log);
+    tokio::task::spawn_blocking(move || log.read_blocking(after, limit))
+        .await
+        .map_err(internal)?
+        .map_err(|error| ApiError::unavailable(format!("the log could not be read: {error}")))
+}
+
+/// The stored envelope with its chain hashes, as the contract shows it.
+pub fn record_json(record: &Record) -> Result<Value, ApiError> {
+    let mut envelope: Value = serde_json::from_slice(&record.payload).map_err(internal)?;
+    if let Value::Object(fields) = &mut envelope {
+        fields.insert(
+            "prev_hash".to_owned(),
+            json!(hex::encode(record.previous_hash)),
+        );
+        fields.insert("hash".to_owned(), json!(hex::encode(record.hash)));
+    }
+    Ok(envelope)
+}
+
+pub fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "internal error");
+    ApiError::new("internal_error", error.to_string())
+}

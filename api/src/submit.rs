@@ -1,0 +1,181 @@
+//! From a parsed request to the engine and back: the command id (the
+//! idempotency key), submission, metrics, and the `201` answer with the
+//! events and the ids of what the command created.
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ledger_core::domain::Event;
+use ledger_core::domain::command::{Actor, Command};
+use ledger_core::engine::{CommandRequest, EventEnvelope, Outcome};
+use ledger_core::store::Position;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Longest `Idempotency-Key` header value.
+const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
+
+/// The command id: from the `Idempotency-Key` header (namespaced by the
+/// API key, so two clients' keys never collide), else the body's
+/// `command_id`, else a fresh one (no retry protection).
+pub fn command_id(
+    actor: &Actor,
+    headers: &HeaderMap,
+    body_command_id: Option<Uuid>,
+) -> Result<Uuid, ApiError> {
+    let Some(header) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(body_command_id.unwrap_or_else(Uuid::new_v4));
+    };
+    let key = header
+        .to_str()
+        .ok()
+        .filter(|key| !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_LENGTH_MAX)
+        .ok_or_else(|| {
+            ApiError::validation(
+                "Idempotency-Key",
+                format!("must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} visible ASCII characters"),
+            )
+        })?;
+    let derived = idempotency_command_id(actor, key);
+    match body_command_id {
+        Some(from_body) if from_body != derived => Err(ApiError::validation(
+            "command_id",
+            "give either an Idempotency-Key header or a command_id, not two different keys",
+        )),
+        _ => Ok(derived),
+    }
+}
+
+fn idempotency_command_id(actor: &Actor, key: &str) -> Uuid {
+    let mut hasher = Sha256::new();
+    hasher.update(actor.key_id.as_str().as_bytes());
+    hasher.update([0]);
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Sends one command to the engine and counts the result.
+pub async fn submit(
+    state: &AppState,
+    actor: Actor,
+    command_id: Uuid,
+    command: Command,
+) -> Result<Outcome, ApiError> {
+    let kind = command.kind();
+    let outcome = state
+        .engine
+        .submit(CommandRequest {
+            command_id,
+            command,
+            actor,
+        })
+        .await;
+    count_command(kind, outcome.as_ref().ok());
+    outcome.map_err(|unavailable| ApiError::unavailable(unavailable.reason))
+}
+
+pub fn count_command(kind: &'static str, outcome: Option<&Outcome>) {
+    let result = match outcome {
+        Some(Outcome::Accepted { .. }) => "accepted",
+        Some(Outcome::Rejected(rejection)) => rejection.code(),
+        None => "unavailable",
+    };
+    metrics::counter!("ledger_commands_total", "type" => kind, "result" => result).increment(1);
+}
+
+/// The answer to a decided command: `201` with the events, or the
+/// rejection as problem+json.
+pub fn respond(outcome: Outcome, extra: Map<String, Value>) -> Response {
+    match outcome {
+        Outcome::Accepted { position, events } => (
+            StatusCode::CREATED,
+            Json(accepted_body(position, &events, extra)),
+        )
+            .into_response(),
+        Outcome::Rejected(rejection) => ApiError::from(rejection).into_response(),
+    }
+}
+
+pub fn accepted_body(
+    position: Position,
+    events: &[EventEnvelope],
+    extra: Map<String, Value>,
+) -> Value {
+    let mut body = created_ids(events);
+    body.insert("position".to_owned(), json!(position));
+    body.insert(
+        "events".to_owned(),
+        serde_json::to_value(events).unwrap_or(Value::Null),
+    );
+    body.extend(extra);
+    Value::Object(body)
+}
+
+/// The ids of what the command created, named as the contract names them.
+fn created_ids(events: &[EventEnvelope]) -> Map<String, Value> {
+    let mut ids = Map::new();
+    for envelope in events {
+        let (name, id) = match &envelope.event {
+            Event::PointsIssued(issued) => ("issuance_id", issued.issuance_id.0),
+            Event::PointsRedeemed(redeemed) => ("redemption_id", redeemed.redemption_id.0),
+            Event::PointsTransferred(transferred) => ("transfer_id", transferred.transfer_id.0),
+            Event::PointsHeld(held) => ("hold_id", held.hold_id.0),
+            Event::HoldCaptured(captured) => ("redemption_id", captured.redemption_id.0),
+            Event::IssuanceReversed(reversed) => ("reversal_id", reversed.reversal_id.0),
+            Event::RedemptionReversed(reversed) => ("reversal_id", reversed.reversal_id.0),
+            _ => continue,
+        };
+        ids.entry(name).or_insert(json!(id));
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::domain::command::Role;
+    use ledger_core::domain::ids::KeyId;
+
+    fn actor(key_id: &str) -> Actor {
+        Actor {
+            key_id: KeyId::parse(key_id).expect("valid key id"),
+            role: Role::Admin,
+            merchant_id: None,
+        }
+    }
+
+    fn headers_with_key(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(IDEMPOTENCY_KEY_HEADER, key.parse().expect("header value"));
+        headers
+    }
+
+    #[test]
+    fn the_same_idempotency_key_gives_the_same_command_id_per_api_key_only() {
+        let first = command_id(&actor("a"), &headers_with_key("order-1"), None);
+        let again = command_id(&actor("a"), &headers_with_key("order-1"), None);
+        let other_client = command_id(&actor("b"), &headers_with_key("order-1"), None);
+        assert_eq!(first, again);
+        assert_ne!(first, other_client);
+    }
+
+    #[test]
+    fn a_body_command_id_is_used_when_there_is_no_header() {
+        let id = Uuid::new_v4();
+        assert_eq!(command_id(&actor("a"), &HeaderMap::new(), Some(id)), Ok(id));
+    }
+
+    #[test]
+    fn two_different_keys_are_refused() {
+        let refused = command_id(&actor("a"), &headers_with_key("k"), Some(Uuid::new_v4()));
+        assert_eq!(refused.map_err(|error| error.code), Err("validation_error"));
+    }
+}
