@@ -87,6 +87,28 @@ impl Event {
         EVENT_SCHEMA_VERSION
     }
 
+    /// The merchant the event is about or acted at, if any (for filtering
+    /// exports and histories by merchant).
+    pub fn merchant(&self) -> Option<&MerchantId> {
+        match self {
+            Event::MerchantApplied(event) => Some(&event.merchant_id),
+            Event::MerchantApproved(event)
+            | Event::MerchantRejected(event)
+            | Event::MerchantSuspended(event)
+            | Event::MerchantReinstated(event) => Some(&event.merchant_id),
+            Event::DepositRecorded(event) => Some(&event.merchant_id),
+            Event::ApiKeyCreated(event) => event.merchant_id.as_ref(),
+            Event::PointsIssued(event) => Some(&event.merchant_id),
+            Event::PointsRedeemed(event) => Some(&event.merchant_id),
+            Event::PointsHeld(event) => Some(&event.merchant_id),
+            Event::HoldCaptured(event) => Some(&event.merchant_id),
+            Event::HoldReleased(event) => Some(&event.merchant_id),
+            Event::IssuanceReversed(event) => Some(&event.merchant_id),
+            Event::RedemptionReversed(event) => Some(&event.merchant_id),
+            _ => None,
+        }
+    }
+
     /// The accounts whose balance or lots this event changes.
     pub fn accounts(&self) -> Vec<&AccountId> {
         match self {

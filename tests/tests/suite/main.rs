@@ -5,4 +5,5 @@ mod engine;
 mod event_log;
 mod http_api;
 mod read_models;
+mod replay;
 mod tidy;

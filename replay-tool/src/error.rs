@@ -1,0 +1,56 @@
+//! Everything a replay can find wrong, each naming where.
+
+use std::path::PathBuf;
+
+use ledger_core::domain::{InvariantViolation, Timestamp};
+use ledger_core::store::{LogError, Position};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no ledger in {} (expected a `log` directory with segments)", directory.display())]
+    NoLedger { directory: PathBuf },
+    #[error("cannot open the log: {source}")]
+    Open { source: LogError },
+    #[error("the log is damaged at or after position {position}: {source}")]
+    Corrupt {
+        position: Position,
+        source: LogError,
+    },
+    #[error("position {position}: the payload is not a readable event: {detail}")]
+    Undecodable { position: Position, detail: String },
+    #[error("position {position}: the record claims to be position {claimed}")]
+    Misplaced {
+        position: Position,
+        claimed: Position,
+    },
+    #[error(
+        "position {position}: recorded at {recorded_at}, before the previous event ({previous})"
+    )]
+    TimeWentBack {
+        position: Position,
+        previous: Timestamp,
+        recorded_at: Timestamp,
+    },
+    #[error("position {position} ({event_kind}): the event does not fit the state: {reason}")]
+    DoesNotApply {
+        position: Position,
+        event_kind: &'static str,
+        reason: String,
+    },
+    #[error("position {position} ({event_kind}): {violation}")]
+    Invariant {
+        position: Position,
+        event_kind: &'static str,
+        violation: InvariantViolation,
+    },
+    #[error(
+        "the expected head does not match at position {position}: expected hash {expected}, the log has {found}"
+    )]
+    HeadMismatch {
+        position: Position,
+        expected: String,
+        found: String,
+    },
+    #[error("{0}")]
+    Output(String),
+}

@@ -1,0 +1,555 @@
+//! The replay tool (`ledger-replay`, run as a process) on logs the real
+//! engine wrote: verification passes, and every kind of damage or rewrite
+//! fails naming the position; `--as-of` reproduces what the server showed
+//! then; `rebuild`, `export` and `report` write what they promise; `diff`
+//! agrees with a live server and reports a planted difference.
+
+use std::path::Path;
+use std::process::{Command as Process, Output};
+use std::sync::Arc;
+
+use ledger_core::domain::command::{Actor, Command, Role};
+use ledger_core::domain::ids::{AccountId, KeyId, MerchantId, OrderRef};
+use ledger_core::domain::program::ProgramRules;
+use ledger_core::domain::{Currency, Timestamp};
+use ledger_core::engine::{CommandRequest, Engine, EngineConfig, ManualClock, Outcome};
+use ledger_core::store::snapshot::SnapshotStore;
+use ledger_core::store::storage::OsStorage;
+use ledger_core::store::{EventLog, FileLog, FileLogOptions, LogMode};
+use serde_json::{Value, json};
+use tests::server::Server;
+use uuid::Uuid;
+
+const LEDGER: Uuid = Uuid::from_u128(0x7e91a7);
+const SEGMENT_BYTES: u64 = 8 * 1024;
+
+fn replay(arguments: &[&str]) -> Output {
+    Process::new(env!("CARGO_BIN_EXE_ledger-replay-under-test"))
+        .args(arguments)
+        .output()
+        .expect("ledger-replay runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn verified_json(arguments: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(arguments);
+    let output = replay(&all);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+fn id<T>(parse: fn(String) -> Result<T, ledger_core::domain::ids::InvalidId>, text: &str) -> T {
+    parse(text.to_owned()).expect("valid id")
+}
+
+/// Writes a ledger through the real engine into `directory/log`, in small
+/// segments: a programme, two merchants, 240 issuances with redemptions
+/// and transfers among them, a minute apart. `variant` changes one
+/// issuance's points (a rewritten history). Returns the heads after each
+/// command, as (position, hash).
+async fn write_ledger(directory: &Path, variant: u64) -> Vec<(u64, String)> {
+    let log = FileLog::open_with(
+        OsStorage,
+        directory.join("log"),
+        LogMode::ReadWrite {
+            ledger_id_if_new: LEDGER,
+        },
+        FileLogOptions {
+            segment_bytes_max: SEGMENT_BYTES,
+            ..FileLogOptions::default()
+        },
+    )
+    .expect("log opens");
+    let log = Arc::new(log);
+    let clock = Arc::new(ManualClock::at(
+        Timestamp::parse_rfc3339("2026-01-31T20:00:00Z").expect("valid"),
+    ));
+    let engine = Engine::start(
+        Arc::clone(&log),
+        None::<SnapshotStore<OsStorage>>,
+        clock.clone(),
+        EngineConfig::default(),
+    )
+    .await
+    .expect("engine starts");
+    let admin = Actor {
+        key_id: id(KeyId::parse, "auditor-test"),
+        role: Role::Admin,
+        merchant_id: None,
+    };
+    let mut commands = vec![Command::ConfigureProgram {
+        rules: Box::new(ProgramRules::with_cap(10_000_000)),
+    }];
+    for merchant in ["m0", "m1"] {
+        commands.push(Command::ApplyMerchant {
+            merchant_id: id(MerchantId::parse, merchant),
+            name: merchant.to_owned(),
+            currency: Currency::parse("EUR").expect("valid"),
+            issue_price: "0.01".parse().expect("valid"),
+            redemption_value: "0.01".parse().expect("valid"),
+        });
+        commands.push(Command::ApproveMerchant {
+            merchant_id: id(MerchantId::parse, merchant),
+            reason: None,
+        });
+        commands.push(Command::RecordDeposit {
+            merchant_id: id(MerchantId::parse, merchant),
+            amount: "100000".parse().expect("valid"),
+        });
+    }
+    for index in 0..240_u64 {
+        let member = id(AccountId::parse, &format!("member-{}", index % 12));
+        commands.push(Command::IssuePoints {
+            account: member.clone(),
+            merchant_id: id(MerchantId::parse, if index % 2 == 0 { "m0" } else { "m1" }),
+            order_ref: id(OrderRef::parse, &format!("order-{index}")),
+            points: Some(20 + index + if index == 120 { variant } else { 0 }),
+            purchase_amount: None,
+            category: None,
+        });
+        if index % 3 == 0 {
+            commands.push(Command::RedeemPoints {
+                account: member.clone(),
+                merchant_id: id(MerchantId::parse, "m1"),
+                points: 7,
+                order_ref: id(OrderRef::parse, &format!("redeem-{index}")),
+            });
+        }
+        if index % 5 == 0 {
+            commands.push(Command::TransferPoints {
+                from: member,
+                to: id(AccountId::parse, "saver"),
+                points: 3,
+            });
+        }
+    }
+    let mut heads = Vec::new();
+    for (number, command) in commands.into_iter().enumerate() {
+        let outcome = engine
+            .submit(CommandRequest {
+                command_id: Uuid::from_u128(number as u128 + 1),
+                command,
+                actor: admin.clone(),
+            })
+            .await
+            .expect("the engine answers");
+        assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+        let head = log.head();
+        heads.push((head.position, hex::encode(head.hash)));
+        clock.advance_seconds(60);
+    }
+    engine.shutdown().await;
+    heads
+}
+
+fn ledger(directory: &Path, variant: u64) -> Vec<(u64, String)> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(write_ledger(directory, variant))
+}
+
+fn segments(directory: &Path) -> Vec<std::path::PathBuf> {
+    let mut segments: Vec<_> = std::fs::read_dir(directory.join("log"))
+        .expect("log directory")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .collect();
+    segments.sort();
+    segments
+}
+
+/// The records of a segment: (position, offset of the record, length).
+fn records_of(segment: &Path) -> Vec<(u64, usize, usize)> {
+    let bytes = std::fs::read(segment).expect("segment");
+    let mut offset = 128;
+    let mut records = Vec::new();
+    while offset + 64 <= bytes.len() {
+        let length =
+            u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+        let position =
+            u64::from_le_bytes(bytes[offset + 8..offset + 16].try_into().expect("8 bytes"));
+        records.push((position, offset, 64 + length));
+        offset += 64 + length;
+    }
+    records
+}
+
+fn copy_ledger(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("log")).expect("directory");
+    for entry in std::fs::read_dir(from.join("log")).expect("log") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, to.join("log").join(path.file_name().expect("name"))).expect("copied");
+    }
+}
+
+fn assert_finding_at(output: &Output, position: u64, what: &str) {
+    assert_eq!(output.status.code(), Some(1), "{what}: {}", text(output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("position {position}")),
+        "{what}: expected position {position} in {}",
+        text(output)
+    );
+}
+
+#[test]
+fn verification_passes_on_a_real_log_and_fails_on_each_kind_of_damage() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    let heads = ledger(&original, 0);
+    let (head_position, head_hash) = heads.last().cloned().expect("a head");
+    let segment_files = segments(&original);
+    assert!(
+        segment_files.len() >= 4,
+        "small segments: {segment_files:?}"
+    );
+    let original_path = original.to_str().expect("UTF-8 path");
+
+    let verified = verified_json(&["verify", original_path]);
+    assert_eq!(verified["verified"]["head_position"], json!(head_position));
+    assert_eq!(verified["verified"]["head_hash"], json!(head_hash));
+    let expect = format!("{}:{}", heads[50].0, heads[50].1);
+    verified_json(&["verify", original_path, "--expect-head", &expect]);
+
+    // A flipped byte inside a record's payload in a middle segment.
+    let middle = &segment_files[segment_files.len() / 2];
+    let (position, offset, _) = records_of(middle)[2];
+    let flipped = directory.path().join("flipped");
+    copy_ledger(&original, &flipped);
+    let target = flipped.join("log").join(middle.file_name().expect("name"));
+    let mut bytes = std::fs::read(&target).expect("segment");
+    bytes[offset + 64 + 5] ^= 0x20;
+    std::fs::write(&target, bytes).expect("written");
+    assert_finding_at(
+        &replay(&["verify", flipped.to_str().expect("path")]),
+        position,
+        "flipped byte",
+    );
+
+    // A middle segment cut short.
+    let truncated = directory.path().join("truncated");
+    copy_ledger(&original, &truncated);
+    let target = truncated
+        .join("log")
+        .join(middle.file_name().expect("name"));
+    let records = records_of(middle);
+    let (cut_position, cut_offset, _) = records[records.len() / 2];
+    let bytes = std::fs::read(&target).expect("segment");
+    std::fs::write(&target, &bytes[..cut_offset + 10]).expect("written");
+    let output = replay(&["verify", truncated.to_str().expect("path")]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "truncated: {}",
+        text(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&cut_position.to_string()),
+        "truncated at {cut_position}: {}",
+        text(&output)
+    );
+
+    // A record removed, and two records swapped.
+    let (removed_position, removed_offset, removed_length) = records[1];
+    let removed = directory.path().join("removed");
+    copy_ledger(&original, &removed);
+    let target = removed.join("log").join(middle.file_name().expect("name"));
+    let mut bytes = std::fs::read(&target).expect("segment");
+    bytes.drain(removed_offset..removed_offset + removed_length);
+    std::fs::write(&target, bytes).expect("written");
+    assert_finding_at(
+        &replay(&["verify", removed.to_str().expect("path")]),
+        removed_position,
+        "removed record",
+    );
+
+    let swapped = directory.path().join("swapped");
+    copy_ledger(&original, &swapped);
+    let target = swapped.join("log").join(middle.file_name().expect("name"));
+    let bytes = std::fs::read(&target).expect("segment");
+    let (first_position, first_offset, first_length) = records[1];
+    let (_, second_offset, second_length) = records[2];
+    let mut reordered = bytes[..first_offset].to_vec();
+    reordered.extend_from_slice(&bytes[second_offset..second_offset + second_length]);
+    reordered.extend_from_slice(&bytes[first_offset..first_offset + first_length]);
+    reordered.extend_from_slice(&bytes[second_offset + second_length..]);
+    std::fs::write(&target, reordered).expect("written");
+    assert_finding_at(
+        &replay(&["verify", swapped.to_str().expect("path")]),
+        first_position,
+        "swapped records",
+    );
+
+    // A history rewritten from position 130 on with a recomputed chain
+    // verifies on its own; only the head recorded earlier exposes it.
+    let rewritten = directory.path().join("rewritten");
+    let rewritten_heads = ledger(&rewritten, 1);
+    assert_eq!(rewritten_heads.len(), heads.len());
+    let rewritten_path = rewritten.to_str().expect("path");
+    verified_json(&["verify", rewritten_path]);
+    let recorded = format!("{head_position}:{head_hash}");
+    let output = replay(&["verify", rewritten_path, "--expect-head", &recorded]);
+    assert_finding_at(&output, head_position, "rewritten history");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not match"));
+    let early = format!("{}:{}", heads[10].0, heads[10].1);
+    verified_json(&["verify", rewritten_path, "--expect-head", &early]);
+
+    // Clear errors for a missing ledger and a bad argument; exit code 2.
+    let missing = replay(&[
+        "verify",
+        directory.path().join("nothing").to_str().expect("path"),
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no ledger"));
+    let bad = replay(&["verify", original_path, "--as-of", "last tuesday"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
+
+#[test]
+fn as_of_rebuild_export_and_report_reproduce_the_ledger_at_a_point() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data = directory.path().join("data");
+    let mut server = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_ledger-server-under-test")),
+        &data,
+        &["--expiry-interval-seconds", "0"],
+    );
+    let admin = |method: &str, path: &str, body: Value| {
+        let answer = server.admin(method, path, Some(&body));
+        assert_eq!(answer.status, 201, "{path}: {}", answer.text);
+        answer.body["position"].as_u64().expect("position")
+    };
+    admin("PUT", "/v1/program", json!({"supply_cap": 1_000_000}));
+    for merchant in ["cafe", "books"] {
+        admin(
+            "POST",
+            "/v1/merchants",
+            json!({"merchant_id": merchant, "name": merchant, "currency": "EUR", "issue_price": "0.01", "redemption_value": "0.01"}),
+        );
+        admin(
+            "POST",
+            &format!("/v1/merchants/{merchant}/approve"),
+            json!({}),
+        );
+        admin(
+            "POST",
+            &format!("/v1/merchants/{merchant}/deposits"),
+            json!({"amount": "1000"}),
+        );
+    }
+    admin(
+        "POST",
+        "/v1/issuances",
+        json!({"account": "alice", "merchant_id": "cafe", "order_ref": "o-1", "points": 500}),
+    );
+    let checkpoint = admin(
+        "POST",
+        "/v1/redemptions",
+        json!({"account": "alice", "merchant_id": "books", "points": 120, "order_ref": "r-1"}),
+    );
+    let live_then = server
+        .admin(
+            "GET",
+            &format!("/v1/accounts/alice?min_position={checkpoint}"),
+            None,
+        )
+        .body;
+    assert_eq!(live_then["as_of_position"], json!(checkpoint));
+    admin(
+        "POST",
+        "/v1/transfers",
+        json!({"from": "alice", "to": "bob", "points": 80}),
+    );
+    admin(
+        "POST",
+        "/v1/issuances",
+        json!({"account": "bob", "merchant_id": "books", "order_ref": "o-2", "points": 40}),
+    );
+    let data_path = data.to_str().expect("path");
+
+    // While the server runs, the tool reads beside it.
+    let head = verified_json(&["verify", data_path]);
+    assert!(head["verified"]["head_position"].as_u64() > Some(checkpoint));
+
+    let then = directory.path().join("then");
+    let checkpoint_text = checkpoint.to_string();
+    let rebuilt = verified_json(&[
+        "rebuild",
+        data_path,
+        "--as-of",
+        &checkpoint_text,
+        "--out",
+        then.to_str().expect("path"),
+    ]);
+    assert_eq!(rebuilt["verified"]["head_position"], json!(checkpoint));
+    let balances: Value = serde_json::from_str(
+        &std::fs::read_to_string(then.join("balances.json")).expect("balances.json"),
+    )
+    .expect("JSON");
+    let alice = balances
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["account"] == "alice"))
+        .expect("alice");
+    assert_eq!(
+        (&alice["balance"], &alice["available"]),
+        (&live_then["balance"], &live_then["available"])
+    );
+    let csv = std::fs::read_to_string(then.join("balances.csv")).expect("balances.csv");
+    assert_eq!(
+        csv.lines().collect::<Vec<_>>(),
+        ["account,balance,held,available", "alice,380,0,380"]
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(then.join("manifest.json")).expect("manifest"),
+    )
+    .expect("JSON");
+    assert_eq!(manifest["position"], json!(checkpoint));
+    let clearing = std::fs::read_to_string(then.join("clearing.csv")).expect("clearing.csv");
+    assert!(clearing.contains("cafe,books,120"), "{clearing}");
+    let refused = replay(&[
+        "rebuild",
+        data_path,
+        "--out",
+        data.join("out").to_str().expect("path"),
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "never writes into the data directory: {}",
+        text(&refused)
+    );
+
+    let exported = replay(&["export", data_path, "--account", "bob"]);
+    assert_eq!(exported.status.code(), Some(0), "{}", text(&exported));
+    let kinds: Vec<String> = String::from_utf8_lossy(&exported.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).expect("JSON line")["type"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["points_transferred", "points_issued"]);
+    let csv_export = replay(&[
+        "export",
+        data_path,
+        "--format",
+        "csv",
+        "--type",
+        "points_issued",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&csv_export.stdout).lines().count(),
+        3,
+        "{}",
+        text(&csv_export)
+    );
+
+    let report = verified_json(&["report", data_path]);
+    let month = report["report"]["months"]
+        .as_object()
+        .and_then(|months| months.values().next())
+        .cloned()
+        .expect("a month");
+    assert_eq!(
+        (&month["issued"], &month["redeemed"], &month["transferred"]),
+        (&json!(540), &json!(120), &json!(80))
+    );
+    assert_eq!(
+        report["report"]["largest_movements"][0]["points"],
+        json!(500)
+    );
+    server.kill();
+}
+
+#[test]
+fn diff_agrees_with_a_live_server_and_reports_a_planted_difference() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let start = |name: &str| {
+        Server::start(
+            Path::new(env!("CARGO_BIN_EXE_ledger-server-under-test")),
+            &directory.path().join(name),
+            &["--expiry-interval-seconds", "0"],
+        )
+    };
+    let story = |server: &Server, alice_points: u64| {
+        for (method, path, body) in [
+            ("PUT", "/v1/program", json!({"supply_cap": 1_000_000})),
+            (
+                "POST",
+                "/v1/merchants",
+                json!({"merchant_id": "cafe", "name": "Cafe", "currency": "EUR", "issue_price": "0.01", "redemption_value": "0.01"}),
+            ),
+            ("POST", "/v1/merchants/cafe/approve", json!({})),
+            (
+                "POST",
+                "/v1/merchants/cafe/deposits",
+                json!({"amount": "1000"}),
+            ),
+            (
+                "POST",
+                "/v1/issuances",
+                json!({"account": "alice", "merchant_id": "cafe", "order_ref": "o-1", "points": alice_points}),
+            ),
+            (
+                "POST",
+                "/v1/transfers",
+                json!({"from": "alice", "to": "bob", "points": 25}),
+            ),
+        ] {
+            let answer = server.admin(method, path, Some(&body));
+            assert_eq!(answer.status, 201, "{path}: {}", answer.text);
+        }
+    };
+    let honest = start("honest");
+    story(&honest, 300);
+    let honest_dir = directory.path().join("honest");
+    let diff_against = |server: &Server| {
+        let url = format!("http://{}", server.address);
+        replay(&[
+            "--json",
+            "diff",
+            honest_dir.to_str().expect("path"),
+            "--server",
+            &url,
+            "--key",
+            tests::server::ADMIN_KEY,
+        ])
+    };
+    let agreed = diff_against(&honest);
+    assert_eq!(agreed.status.code(), Some(0), "{}", text(&agreed));
+    let answer: Value = serde_json::from_slice(&agreed.stdout).expect("JSON");
+    assert_eq!(answer["differences"], json!([]));
+
+    // The same story with one amount changed: a server whose read models
+    // disagree with this log at the same position.
+    let planted = start("planted");
+    story(&planted, 301);
+    let differed = diff_against(&planted);
+    assert_eq!(differed.status.code(), Some(1), "{}", text(&differed));
+    let answer: Value = serde_json::from_slice(&differed.stdout).expect("JSON");
+    let what: Vec<&str> = answer["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|difference| difference["what"].as_str())
+        .collect();
+    assert!(what.contains(&"account alice balance"), "{what:?}");
+    assert!(what.contains(&"supply.outstanding"), "{what:?}");
+    assert!(
+        !what.iter().any(|what| what.starts_with("account bob")),
+        "bob is the same on both: {what:?}"
+    );
+}
