@@ -3,13 +3,12 @@
 
 use crate::config::{Config, LogFormat};
 use anyhow::Context as _;
-use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 /// Parses the command line and serves until SIGTERM or Ctrl-C.
 pub fn run() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let config = Config::load()?;
     init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

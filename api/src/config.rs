@@ -1,5 +1,7 @@
-//! Server configuration: flags, each with an environment-variable fallback.
-//! With only `--data-dir` the server runs.
+//! Server configuration: flags, each with an environment-variable fallback,
+//! and an optional TOML file (`--config`). Precedence: flag, then
+//! environment variable, then file, then default. With only `--data-dir`
+//! the server runs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,11 +17,17 @@ pub enum LogFormat {
 
 /// The points ledger's HTTP server, on the embedded file log.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ledger-server", version, about)]
+#[command(name = "ledger-server", version, about, args_override_self = true)]
 pub struct Config {
+    /// A TOML file of settings, named as the long flags with underscores
+    /// (`data_dir = "/var/lib/ledger"`, `batch_max = 4096`, ...). Flags and
+    /// environment variables take precedence over it.
+    #[arg(long, env = "LEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Directory of the ledger (created if missing): the event log and its
     /// snapshots.
-    #[arg(long, env = "LEDGER_DATA_DIR")]
+    #[arg(long, env = "LEDGER_DATA_DIR", required = true)]
     pub data_dir: PathBuf,
 
     /// Address to listen on.
@@ -76,5 +84,146 @@ impl Config {
     /// A configuration for tests and embedding: defaults, this directory.
     pub fn for_directory(data_dir: PathBuf) -> Config {
         Config::parse_from(["ledger-server", "--data-dir", &data_dir.to_string_lossy()])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read the configuration file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {} is not valid TOML: {source}", path.display())]
+    Syntax {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{}: unknown setting `{key}`; the settings are the long flags of --help, with underscores", path.display())]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("{}: `{key}` must be a string, a number or a boolean", path.display())]
+    BadValue { path: PathBuf, key: String },
+}
+
+impl Config {
+    /// Parses the command line, with the settings of the configuration
+    /// file (if any) underneath flags and environment variables.
+    pub fn load() -> Result<Config, ConfigFileError> {
+        let arguments: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let file = config_path(&arguments);
+        let Some(path) = file else {
+            return Ok(Config::parse_from(arguments));
+        };
+        let from_file = file_arguments(&path)?;
+        let mut combined = Vec::with_capacity(arguments.len() + from_file.len());
+        combined.extend(arguments.first().cloned());
+        combined.extend(from_file.into_iter().map(std::ffi::OsString::from));
+        combined.extend(arguments.into_iter().skip(1));
+        Ok(Config::parse_from(combined))
+    }
+}
+
+/// `--config PATH` / `--config=PATH`, else `LEDGER_CONFIG`.
+fn config_path(arguments: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut iterator = arguments.iter().skip(1);
+    while let Some(argument) = iterator.next() {
+        let text = argument.to_string_lossy();
+        if text == "--config" {
+            return iterator.next().map(PathBuf::from);
+        }
+        if let Some(path) = text.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("LEDGER_CONFIG").map(PathBuf::from)
+}
+
+/// The file's settings as flags, leaving out those an environment variable
+/// sets (the environment takes precedence).
+fn file_arguments(path: &std::path::Path) -> Result<Vec<String>, ConfigFileError> {
+    use clap::CommandFactory;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|source| ConfigFileError::Syntax {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })?;
+    let command = Config::command();
+    let mut flags = Vec::new();
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let known = command
+            .get_arguments()
+            .find(|argument| argument.get_long() == Some(long.as_str()) && long != "config");
+        let Some(argument) = known else {
+            return Err(ConfigFileError::UnknownKey {
+                path: path.to_owned(),
+                key,
+            });
+        };
+        if argument
+            .get_env()
+            .is_some_and(|variable| std::env::var_os(variable).is_some())
+        {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            _ => {
+                return Err(ConfigFileError::BadValue {
+                    path: path.to_owned(),
+                    key,
+                });
+            }
+        };
+        flags.push(format!("--{long}={value}"));
+    }
+    Ok(flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temporary file");
+        std::fs::write(file.path(), contents).expect("written");
+        file
+    }
+
+    #[test]
+    fn file_settings_apply_under_flags() {
+        let settings =
+            file("data_dir = \"/srv/ledger\"\nbatch_max = 512\nlisten = \"0.0.0.0:9000\"\n");
+        let mut arguments = vec!["ledger-server".to_owned()];
+        arguments.extend(file_arguments(settings.path()).expect("valid file"));
+        arguments.extend(["--batch-max".to_owned(), "7".to_owned()]);
+        let config = Config::try_parse_from(arguments).expect("parses");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/ledger"));
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.batch_max, 7, "the flag wins over the file");
+    }
+
+    #[test]
+    fn unknown_settings_and_bad_values_are_named() {
+        let unknown = file("batch_size = 5\n");
+        assert!(matches!(
+            file_arguments(unknown.path()),
+            Err(ConfigFileError::UnknownKey { key, .. }) if key == "batch_size"
+        ));
+        let nested = file("[listen]\nport = 1\n");
+        assert!(matches!(
+            file_arguments(nested.path()),
+            Err(ConfigFileError::BadValue { key, .. }) if key == "listen"
+        ));
+        let broken = file("data_dir = \n");
+        assert!(matches!(
+            file_arguments(broken.path()),
+            Err(ConfigFileError::Syntax { .. })
+        ));
     }
 }

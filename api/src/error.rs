@@ -16,16 +16,21 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Problem<'error> {
+/// An error answer (RFC 9457 problem details) with a stable `code`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'static str,
-    status: u16,
-    detail: &'error str,
-    code: &'static str,
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The stable code clients branch on (`validation_error`,
+    /// `insufficient_points`, ...).
+    pub code: String,
+    /// For validation errors: the offending field's path.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'error str>,
+    pub field: Option<String>,
 }
 
 /// HTTP status of each stable code. Business refusals that are not input
@@ -104,11 +109,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
             kind: format!("https://points-ledger.dev/problems/{}", self.code),
-            title: title_of(self.status),
+            title: title_of(self.status).to_owned(),
             status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
-            field: self.field.as_deref(),
+            detail: self.detail,
+            code: self.code.to_owned(),
+            field: self.field,
         };
         let mut response = (self.status, Json(problem)).into_response();
         response.headers_mut().insert(

@@ -6,12 +6,14 @@
 //! storage and shutdown. Handlers stay thin: decode, build a command or
 //! read a model, submit, map the outcome; the rules live in `ledger-core`.
 
+pub mod answers;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod observe;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod submit;

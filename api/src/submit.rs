@@ -9,10 +9,11 @@ use ledger_core::domain::Event;
 use ledger_core::domain::command::{Actor, Command};
 use ledger_core::engine::{CommandRequest, EventEnvelope, Outcome};
 use ledger_core::store::Position;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::answers::Accepted;
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -109,33 +110,53 @@ pub fn accepted_body(
     events: &[EventEnvelope],
     extra: Map<String, Value>,
 ) -> Value {
-    let mut body = created_ids(events);
-    body.insert("position".to_owned(), json!(position));
-    body.insert(
-        "events".to_owned(),
-        serde_json::to_value(events).unwrap_or(Value::Null),
-    );
-    body.extend(extra);
-    Value::Object(body)
+    let mut accepted = Accepted {
+        position,
+        events: events
+            .iter()
+            .map(|envelope| serde_json::to_value(envelope).unwrap_or(Value::Null))
+            .collect(),
+        issuance_id: None,
+        redemption_id: None,
+        transfer_id: None,
+        hold_id: None,
+        reversal_id: None,
+        key_id: None,
+        key: None,
+    };
+    record_created_ids(&mut accepted, events);
+    let mut body = serde_json::to_value(&accepted).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut body {
+        fields.extend(extra);
+    }
+    body
 }
 
 /// The ids of what the command created, named as the contract names them.
-fn created_ids(events: &[EventEnvelope]) -> Map<String, Value> {
-    let mut ids = Map::new();
+fn record_created_ids(accepted: &mut Accepted, events: &[EventEnvelope]) {
     for envelope in events {
-        let (name, id) = match &envelope.event {
-            Event::PointsIssued(issued) => ("issuance_id", issued.issuance_id.0),
-            Event::PointsRedeemed(redeemed) => ("redemption_id", redeemed.redemption_id.0),
-            Event::PointsTransferred(transferred) => ("transfer_id", transferred.transfer_id.0),
-            Event::PointsHeld(held) => ("hold_id", held.hold_id.0),
-            Event::HoldCaptured(captured) => ("redemption_id", captured.redemption_id.0),
-            Event::IssuanceReversed(reversed) => ("reversal_id", reversed.reversal_id.0),
-            Event::RedemptionReversed(reversed) => ("reversal_id", reversed.reversal_id.0),
+        let (slot, id) = match &envelope.event {
+            Event::PointsIssued(issued) => (&mut accepted.issuance_id, issued.issuance_id.0),
+            Event::PointsRedeemed(redeemed) => {
+                (&mut accepted.redemption_id, redeemed.redemption_id.0)
+            }
+            Event::PointsTransferred(transferred) => {
+                (&mut accepted.transfer_id, transferred.transfer_id.0)
+            }
+            Event::PointsHeld(held) => (&mut accepted.hold_id, held.hold_id.0),
+            Event::HoldCaptured(captured) => {
+                (&mut accepted.redemption_id, captured.redemption_id.0)
+            }
+            Event::IssuanceReversed(reversed) => {
+                (&mut accepted.reversal_id, reversed.reversal_id.0)
+            }
+            Event::RedemptionReversed(reversed) => {
+                (&mut accepted.reversal_id, reversed.reversal_id.0)
+            }
             _ => continue,
         };
-        ids.entry(name).or_insert(json!(id));
+        slot.get_or_insert(id);
     }
-    ids
 }
 
 #[cfg(test)]

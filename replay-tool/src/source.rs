@@ -41,13 +41,17 @@ pub struct VerifiedEvent {
     pub hash: Hash,
 }
 
+/// Decoded chunks the reader may run ahead of the verifier.
+const CHUNKS_AHEAD: usize = 4;
+
+/// The log, read and decoded on a thread of its own so decoding overlaps
+/// with re-applying: each chunk arrives verified and decoded, in order.
 #[derive(Debug)]
 pub struct LogSource {
-    log: FileLog,
-    after: Position,
-    pending: std::vec::IntoIter<ledger_core::store::Record>,
-    as_of: AsOf,
-    done: bool,
+    ledger_id: uuid::Uuid,
+    head: ledger_core::store::Head,
+    chunks: std::sync::mpsc::Receiver<Result<Vec<VerifiedEvent>, ReplayError>>,
+    current: std::vec::IntoIter<VerifiedEvent>,
 }
 
 impl LogSource {
@@ -61,62 +65,97 @@ impl LogSource {
                     source => ReplayError::Open { source },
                 },
             )?;
+        let ledger_id = ledger_core::store::EventLog::ledger_id(&log);
+        let head = ledger_core::store::EventLog::head(&log);
+        let (sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+        std::thread::Builder::new()
+            .name("replay-reader".to_owned())
+            .spawn(move || read_ahead(&log, as_of, &sender))
+            .map_err(|error| {
+                ReplayError::Output(format!("cannot start the reader thread: {error}"))
+            })?;
         Ok(LogSource {
-            log,
-            after: 0,
-            pending: Vec::new().into_iter(),
-            as_of,
-            done: false,
+            ledger_id,
+            head,
+            chunks,
+            current: Vec::new().into_iter(),
         })
     }
 
     pub fn ledger_id(&self) -> uuid::Uuid {
-        ledger_core::store::EventLog::ledger_id(&self.log)
+        self.ledger_id
     }
 
     /// The head when the log was opened: what a full replay reaches.
     pub fn head(&self) -> ledger_core::store::Head {
-        ledger_core::store::EventLog::head(&self.log)
+        self.head
     }
 
     /// The next event, `None` at the end (or past `as_of`).
     pub fn next_event(&mut self) -> Result<Option<VerifiedEvent>, ReplayError> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if let Some(event) = self.current.next() {
+                return Ok(Some(event));
+            }
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => self.current = chunk.into_iter(),
+                Ok(Err(error)) => return Err(error),
+                // The reader finished (or stopped after sending its error).
+                Err(_) => return Ok(None),
+            }
         }
-        let record = match self.pending.next() {
-            Some(record) => record,
-            None => {
-                let limit = match self.as_of {
-                    AsOf::Position(last) => usize::try_from(last.saturating_sub(self.after))
-                        .unwrap_or(usize::MAX)
-                        .min(READ_CHUNK_RECORDS),
-                    _ => READ_CHUNK_RECORDS,
-                };
-                if limit == 0 {
-                    self.done = true;
-                    return Ok(None);
-                }
-                let records = self
-                    .log
-                    .read_blocking(self.after, limit)
-                    .map_err(|source| ReplayError::Corrupt {
-                        position: self.after + 1,
-                        source,
-                    })?;
-                let mut records = records.into_iter();
-                match records.next() {
-                    Some(record) => {
-                        self.pending = records;
-                        record
-                    }
-                    None => {
-                        self.done = true;
-                        return Ok(None);
-                    }
-                }
+    }
+}
+
+/// Reads, verifies and decodes chunks until the end, `as_of`, an error, or
+/// the verifier hanging up.
+fn read_ahead(
+    log: &FileLog,
+    as_of: AsOf,
+    chunks: &std::sync::mpsc::SyncSender<Result<Vec<VerifiedEvent>, ReplayError>>,
+) {
+    let mut after: Position = 0;
+    loop {
+        let limit = match as_of {
+            AsOf::Position(last) => usize::try_from(last.saturating_sub(after))
+                .unwrap_or(usize::MAX)
+                .min(READ_CHUNK_RECORDS),
+            _ => READ_CHUNK_RECORDS,
+        };
+        if limit == 0 {
+            return;
+        }
+        let decoded = log
+            .read_blocking(after, limit)
+            .map_err(|source| ReplayError::Corrupt {
+                position: after + 1,
+                source,
+            })
+            .and_then(|records| decode_chunk(records, as_of));
+        let (chunk, finished) = match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                let _ = chunks.send(Err(error));
+                return;
             }
         };
+        let Some(last) = chunk.last() else {
+            return;
+        };
+        after = last.envelope.position;
+        if chunks.send(Ok(chunk)).is_err() || finished {
+            return;
+        }
+    }
+}
+
+/// The chunk's events up to `as_of`, and whether `as_of` ended it.
+fn decode_chunk(
+    records: Vec<ledger_core::store::Record>,
+    as_of: AsOf,
+) -> Result<(Vec<VerifiedEvent>, bool), ReplayError> {
+    let mut events = Vec::with_capacity(records.len());
+    for record in records {
         let envelope =
             EventEnvelope::decode(&record.payload).map_err(|error| ReplayError::Undecodable {
                 position: record.position,
@@ -128,17 +167,16 @@ impl LogSource {
                 claimed: envelope.position,
             });
         }
-        if let AsOf::Time(until) = self.as_of
+        if let AsOf::Time(until) = as_of
             && envelope.recorded_at > until
         {
-            self.done = true;
-            return Ok(None);
+            return Ok((events, true));
         }
-        self.after = record.position;
-        Ok(Some(VerifiedEvent {
+        events.push(VerifiedEvent {
             envelope,
             previous_hash: record.previous_hash,
             hash: record.hash,
-        }))
+        });
     }
+    Ok((events, false))
 }

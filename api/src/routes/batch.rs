@@ -28,6 +28,21 @@ use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted_body, count_command};
 
 pub const BATCH_COMMANDS_MAX: usize = 10_000;
 
+/// The body of `POST /v1/batch` (decoded item by item, so that one bad item
+/// fails alone): each command is an object with a `type` — `program`,
+/// `merchant`, `merchant_approve`, `merchant_reject`, `merchant_suspend`,
+/// `merchant_reinstate`, `deposit`, `api_key_revoke`, `issuance`,
+/// `redemption`, `transfer`, `hold`, `hold_capture`, `hold_release`,
+/// `reversal`, `expiry_run` — and that command's fields (as the
+/// single-command endpoint's body, with the path's id as a field: e.g.
+/// `merchant_id`, `hold_id`), optionally a `command_id`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct BatchRequest {
+    /// 1 to 10,000 commands.
+    #[schema(value_type = Vec<Object>)]
+    pub commands: Vec<Value>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MerchantReview {

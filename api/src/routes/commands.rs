@@ -15,6 +15,7 @@ use ledger_core::engine::{Clock, SystemClock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use crate::auth::{Authenticated, hash_secret};
 use crate::error::ApiError;
@@ -22,107 +23,129 @@ use crate::extract::CommandBody;
 use crate::server::AppState;
 use crate::submit::{command_id, respond, submit};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MerchantApplication {
+    #[schema(value_type = String)]
     pub merchant_id: MerchantId,
     pub name: String,
+    #[schema(value_type = String)]
     pub currency: Currency,
+    #[schema(value_type = String)]
     pub issue_price: Amount,
+    #[schema(value_type = String)]
     pub redemption_value: Amount,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deposit {
+    #[schema(value_type = String)]
     pub amount: Amount,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     pub role: Role,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub merchant_id: Option<MerchantId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Issuance {
+    #[schema(value_type = String)]
     pub account: AccountId,
+    #[schema(value_type = String)]
     pub merchant_id: MerchantId,
+    #[schema(value_type = String)]
     pub order_ref: OrderRef,
     #[serde(default)]
     pub points: Option<Points>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub purchase_amount: Option<Amount>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub category: Option<Category>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redemption {
+    #[schema(value_type = String)]
     pub account: AccountId,
+    #[schema(value_type = String)]
     pub merchant_id: MerchantId,
     pub points: Points,
+    #[schema(value_type = String)]
     pub order_ref: OrderRef,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
+    #[schema(value_type = String)]
     pub from: AccountId,
+    #[schema(value_type = String)]
     pub to: AccountId,
     pub points: Points,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hold {
+    #[schema(value_type = String)]
     pub account: AccountId,
+    #[schema(value_type = String)]
     pub merchant_id: MerchantId,
     pub points: Points,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub order_ref: Option<OrderRef>,
     #[serde(default)]
     pub expires_in_seconds: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Capture {
     #[serde(default)]
     pub points: Option<Points>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Release {}
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reversal {
     #[serde(default)]
+    #[schema(value_type = Option<u64>)]
     pub issuance_id: Option<IssuanceId>,
     #[serde(default)]
+    #[schema(value_type = Option<u64>)]
     pub redemption_id: Option<RedemptionId>,
     #[serde(default)]
     pub points: Option<Points>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiryRun {
     /// Defaults to now.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<Timestamp>,
 }
 

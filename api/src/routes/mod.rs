@@ -1,7 +1,7 @@
 //! The v1 routes. Handlers translate: extract, authenticate, build a
 //! command (or read a model), submit, map the outcome. No business rules.
 
-mod batch;
+pub mod batch;
 pub mod commands;
 pub mod queries;
 mod stream;
@@ -62,7 +62,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/events/stream", get(stream::events_stream))
         .route("/v1/batch", post(batch::batch))
         .route("/metrics", get(crate::observe::metrics_endpoint))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+}
+
+/// The OpenAPI document, built once.
+async fn openapi() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.get_or_init(crate::openapi::document_json).as_str(),
+    )
 }
 
 /// The process is up.
@@ -85,11 +95,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({
-            "ready": ready,
-            "writer": writer,
-            "head_position": head,
-            "projections_position": applied,
-        })),
+        Json(crate::answers::Readiness {
+            ready,
+            writer,
+            head_position: head,
+            projections_position: applied,
+        }),
     )
 }

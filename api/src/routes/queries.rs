@@ -12,6 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::RwLockReadGuard;
 
+use crate::answers::{
+    AccountAnswer, ClearingAnswer, EventsAnswer, HistoryAnswer, LotAnswer, MerchantAnswer,
+    MerchantSettlementAnswer, PeriodAnswer, SettlementsAnswer, SupplyAnswer, TotalsAnswer,
+};
 use crate::auth::{Authenticated, require_role};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
@@ -97,7 +101,7 @@ pub async fn account(
     Path(account): Path<String>,
     Authenticated(actor): Authenticated,
     ApiQuery(query): ApiQuery<Consistency>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst, Role::Merchant])?;
     let account = parse_account(account)?;
     let models = read_models(&state, query.min_position).await?;
@@ -107,27 +111,25 @@ pub async fn account(
         .account(&account)
         .cloned()
         .unwrap_or_default();
-    let lots: Vec<Value> = balance
+    let lots = balance
         .lots_in_order()
         .into_iter()
-        .map(|lot| {
-            json!({
-                "lot_id": lot.lot_id,
-                "merchant_id": lot.merchant_id,
-                "remaining": lot.remaining,
-                "issued_at": lot.issued_at,
-                "expires_at": lot.expires_at,
-            })
+        .map(|lot| LotAnswer {
+            lot_id: lot.lot_id,
+            merchant_id: lot.merchant_id.clone(),
+            remaining: lot.remaining,
+            issued_at: lot.issued_at,
+            expires_at: lot.expires_at,
         })
         .collect();
-    Ok(Json(json!({
-        "account": account,
-        "balance": balance.balance,
-        "held": balance.held,
-        "available": balance.available(),
-        "lots": lots,
-        "as_of_position": models.position(),
-    })))
+    Ok(Json(AccountAnswer {
+        account,
+        balance: balance.balance,
+        held: balance.held,
+        available: balance.available(),
+        lots,
+        as_of_position: models.position(),
+    }))
 }
 
 pub async fn account_history(
@@ -135,7 +137,7 @@ pub async fn account_history(
     Path(account): Path<String>,
     Authenticated(actor): Authenticated,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HistoryAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst])?;
     let account = parse_account(account)?;
     let limit = page.limit()?;
@@ -156,29 +158,40 @@ pub async fn account_history(
                 .collect::<Result<Vec<_>, _>>()?,
         );
     }
-    Ok(Json(json!({
-        "account": account,
-        "events": events,
-        "next_after": positions.last().copied().unwrap_or(page.after),
-        "as_of_position": as_of,
-    })))
+    Ok(Json(HistoryAnswer {
+        account,
+        events,
+        next_after: positions.last().copied().unwrap_or(page.after),
+        as_of_position: as_of,
+    }))
 }
 
 pub async fn supply(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
     ApiQuery(query): ApiQuery<Consistency>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SupplyAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst, Role::Auditor])?;
     let models = read_models(&state, query.min_position).await?;
     let view = models.supply.view(ledger_core::engine::Clock::now(
         &ledger_core::engine::SystemClock,
     ));
-    let mut body = serde_json::to_value(&view).map_err(internal)?;
-    if let Value::Object(fields) = &mut body {
-        fields.insert("as_of_position".to_owned(), json!(models.position()));
-    }
-    Ok(Json(body))
+    Ok(Json(SupplyAnswer {
+        supply_cap: view.supply_cap,
+        outstanding: view.outstanding,
+        issued_total: view.issued_total,
+        redeemed_total: view.redeemed_total,
+        expired_total: view.expired_total,
+        reversed_total: view.reversed_total,
+        headroom: view.headroom,
+        current_period: PeriodAnswer {
+            start: view.current_period.start,
+            length_days: view.current_period.length_days,
+            budget: view.current_period.budget,
+            issued: view.current_period.issued,
+        },
+        as_of_position: models.position(),
+    }))
 }
 
 pub async fn merchant(
@@ -186,7 +199,7 @@ pub async fn merchant(
     Path(merchant_id): Path<String>,
     Authenticated(actor): Authenticated,
     ApiQuery(query): ApiQuery<Consistency>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MerchantAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst, Role::Merchant])?;
     let merchant_id = MerchantId::parse(merchant_id)
         .map_err(|error| ApiError::validation("merchant_id", error.to_string()))?;
@@ -200,24 +213,24 @@ pub async fn merchant(
         .settlements
         .merchant(&merchant_id)
         .ok_or_else(|| ApiError::not_found(format!("no merchant `{merchant_id}`")))?;
-    Ok(Json(json!({
-        "merchant_id": merchant_id,
-        "name": merchant.name,
-        "currency": merchant.currency,
-        "status": merchant.status,
-        "funding_balance": merchant.funding,
-        "deposits_total": merchant.deposits_total,
-        "totals": merchant.totals,
-        "net": merchant.totals.net(),
-        "as_of_position": models.position(),
-    })))
+    Ok(Json(MerchantAnswer {
+        merchant_id,
+        name: merchant.name.clone(),
+        currency: merchant.currency,
+        status: merchant.status,
+        funding_balance: merchant.funding,
+        deposits_total: merchant.deposits_total,
+        totals: TotalsAnswer::from(&merchant.totals),
+        net: merchant.totals.net(),
+        as_of_position: models.position(),
+    }))
 }
 
 pub async fn settlements(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
     ApiQuery(period): ApiQuery<Period>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettlementsAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst])?;
     let from_day = period
         .from
@@ -233,13 +246,30 @@ pub async fn settlements(
     let report = models
         .settlements
         .report(from_day.unwrap_or(i64::MIN), to_day.unwrap_or(i64::MAX));
-    Ok(Json(json!({
-        "from": period.from,
-        "to": period.to,
-        "merchants": report.merchants,
-        "clearing": report.clearing,
-        "as_of_position": models.position(),
-    })))
+    Ok(Json(SettlementsAnswer {
+        from: period.from,
+        to: period.to,
+        merchants: report
+            .merchants
+            .into_iter()
+            .map(|merchant| MerchantSettlementAnswer {
+                totals: TotalsAnswer::from(&merchant.totals),
+                merchant_id: merchant.merchant_id,
+                currency: merchant.currency,
+                net: merchant.net,
+            })
+            .collect(),
+        clearing: report
+            .clearing
+            .into_iter()
+            .map(|entry| ClearingAnswer {
+                issuer_merchant_id: entry.issuer_merchant_id,
+                redeemer_merchant_id: entry.redeemer_merchant_id,
+                points: entry.points,
+            })
+            .collect(),
+        as_of_position: models.position(),
+    }))
 }
 
 /// Days since the Unix epoch of a `YYYY-MM-DD` date.
@@ -256,7 +286,7 @@ pub async fn events(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Auditor])?;
     let limit = page.limit()?;
     if let Some(wanted) = page.min_position {
@@ -268,11 +298,11 @@ pub async fn events(
         .iter()
         .map(record_json)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({
-        "events": events,
-        "next_after": next_after,
-        "as_of_position": ledger_core::store::EventLog::head(state.log.as_ref()).position,
-    })))
+    Ok(Json(EventsAnswer {
+        events,
+        next_after,
+        as_of_position: ledger_core::store::EventLog::head(state.log.as_ref()).position,
+    }))
 }
 
 /// Records from the log, read off the async workers (reads may block on

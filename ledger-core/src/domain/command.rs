@@ -19,6 +19,7 @@ pub const HOLD_EXPIRY_SECONDS_MAX: u64 = 7 * 86_400;
 pub const TEXT_LENGTH_MAX: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,

@@ -27,6 +27,7 @@ pub const RULE_ENTRIES_MAX: usize = 256;
 /// The complete rule set of a programme, as configured by `PUT /v1/program`.
 /// Only `supply_cap` is required; everything else defaults to "no limit".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProgramRules {
     /// Maximum outstanding points.
@@ -48,6 +49,7 @@ pub struct ProgramRules {
 /// Budget of period `p` = `base_points + floor(redeemed_factor × points
 /// redeemed in period p-1)`. Issuance is also always bounded by the cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReleasePolicy {
     /// Length of a period in UTC days, periods aligned on the Unix epoch.
@@ -55,6 +57,7 @@ pub struct ReleasePolicy {
     pub period_days: u32,
     pub base_points: Points,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub redeemed_factor: Amount,
 }
 
@@ -71,10 +74,12 @@ fn default_tier_window_days() -> u32 {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EarningRules {
     /// Points per unit of purchase currency before multipliers, rounded down.
     #[serde(default = "one_amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub points_per_currency_unit: Amount,
     #[serde(default)]
     pub category_multipliers: Vec<CategoryMultiplier>,
@@ -111,15 +116,19 @@ impl Default for EarningRules {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CategoryMultiplier {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub category: Category,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub multiplier: Amount,
 }
 
 /// A multiplier active on some weekdays between two times of day (UTC).
 /// `start_minute > end_minute` spans midnight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindowMultiplier {
     /// ISO weekdays, 1 = Monday .. 7 = Sunday; empty: every day.
@@ -129,18 +138,23 @@ pub struct TimeWindowMultiplier {
     pub start_minute: u32,
     /// Minutes after midnight UTC, exclusive.
     pub end_minute: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub multiplier: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub name: Category,
     pub points_earned_min: Points,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub multiplier: Amount,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RiskRules {
     /// Applies to redemptions and holds (a hold is an authorised redemption).
@@ -154,6 +168,7 @@ pub struct RiskRules {
 /// Per-account limits over a sliding window. Breaching a hard limit rejects
 /// the command; breaching a soft one accepts it and records a risk alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VelocityLimit {
     pub window_seconds: u64,
@@ -169,6 +184,7 @@ pub struct VelocityLimit {
 
 /// What an issuance reversal does when the issued lot was partly spent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReversalPolicy {
     /// Claw back only what is left of the issued lot; report the rest as

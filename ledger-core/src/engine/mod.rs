@@ -204,7 +204,8 @@ impl Engine {
                 status_sender.send_replace(EngineStatus::Running { head });
                 let writer = writer::Writer {
                     log,
-                    snapshots,
+                    snapshots: snapshots.map(Arc::new),
+                    snapshot_in_flight: None,
                     clock,
                     config,
                     state: recovered.state,

@@ -23,7 +23,10 @@ type Reply = oneshot::Sender<Result<Outcome, Unavailable>>;
 
 pub(super) struct Writer<L: EventLog, S: Storage> {
     pub log: Arc<L>,
-    pub snapshots: Option<SnapshotStore<S>>,
+    pub snapshots: Option<Arc<SnapshotStore<S>>>,
+    /// A periodic snapshot being serialised and written off the writer
+    /// thread; at most one at a time.
+    pub snapshot_in_flight: Option<std::thread::JoinHandle<()>>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
     pub state: State,
@@ -101,7 +104,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
             if self.config.snapshot_every_events > 0
                 && self.events_since_snapshot >= self.config.snapshot_every_events
             {
-                self.snapshot();
+                self.snapshot_in_background();
             }
         }
     }
@@ -317,39 +320,100 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         }
     }
 
+    /// Starts a periodic snapshot on a thread of its own, so the writer
+    /// pauses only to copy the state, not to serialise and write it (which
+    /// took seconds for a large ledger and stalled every caller).
+    fn snapshot_in_background(&mut self) {
+        let Some(store) = &self.snapshots else {
+            return;
+        };
+        let head = self.head;
+        if let Some(running) = &self.snapshot_in_flight {
+            if !running.is_finished() {
+                return;
+            }
+            if let Some(finished) = self.snapshot_in_flight.take() {
+                let _ = finished.join();
+            }
+        }
+        let store = Arc::clone(store);
+        let state = self.state.clone();
+        let idempotency = self.idempotency.clone();
+        let last_now = self.last_now;
+        let spawned = std::thread::Builder::new()
+            .name("ledger-snapshot".to_owned())
+            .spawn(move || {
+                write_snapshot(&store, head, &state, &idempotency, last_now);
+            });
+        match spawned {
+            Ok(handle) => {
+                self.snapshot_in_flight = Some(handle);
+                self.events_since_snapshot = 0;
+            }
+            Err(error) => tracing::warn!(%error, "could not start a snapshot thread"),
+        }
+    }
+
+    /// A snapshot now, on the writer thread (at shutdown), after any
+    /// background one has finished.
     fn snapshot(&mut self) {
+        if let Some(running) = self.snapshot_in_flight.take() {
+            let _ = running.join();
+        }
         let Some(store) = &self.snapshots else {
             return;
         };
         if self.head.position == 0 || self.events_since_snapshot == 0 {
             return;
         }
-        let body = match serde_json::to_vec(&WriterSnapshotRef {
-            state: &self.state,
-            idempotency: &self.idempotency,
-            last_now: self.last_now,
-        }) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::warn!(%error, "could not serialise a snapshot");
-                return;
-            }
-        };
-        let snapshot = Snapshot {
-            position: self.head.position,
-            head_hash: self.head.hash,
-            body,
-        };
-        match store.write(&snapshot) {
-            Ok(()) => {
-                tracing::info!(
-                    position = snapshot.position,
-                    bytes = snapshot.body.len(),
-                    "wrote a snapshot"
-                );
-                self.events_since_snapshot = 0;
-            }
-            Err(error) => tracing::warn!(%error, "could not write a snapshot"),
+        if write_snapshot(
+            store,
+            self.head,
+            &self.state,
+            &self.idempotency,
+            self.last_now,
+        ) {
+            self.events_since_snapshot = 0;
+        }
+    }
+}
+
+/// Serialises and stores one snapshot; true if it was written.
+fn write_snapshot<S: Storage>(
+    store: &SnapshotStore<S>,
+    head: Head,
+    state: &State,
+    idempotency: &IdempotencyIndex<StoredOutcome>,
+    last_now: Timestamp,
+) -> bool {
+    let body = match serde_json::to_vec(&WriterSnapshotRef {
+        state,
+        idempotency,
+        last_now,
+    }) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(%error, "could not serialise a snapshot");
+            return false;
+        }
+    };
+    let snapshot = Snapshot {
+        position: head.position,
+        head_hash: head.hash,
+        body,
+    };
+    match store.write(&snapshot) {
+        Ok(()) => {
+            tracing::info!(
+                position = snapshot.position,
+                bytes = snapshot.body.len(),
+                "wrote a snapshot"
+            );
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not write a snapshot");
+            false
         }
     }
 }

@@ -122,6 +122,10 @@ struct Inner<F> {
     segments: Vec<Segment<F>>,
     /// Set by the first write-path error; every later append fails.
     poisoned: Option<String>,
+    /// The encoded batch, kept between appends: a fresh multi-megabyte
+    /// buffer per batch made the kernel zero new pages on every append
+    /// (a fifth of the writer's time under load).
+    write_buffer: Vec<u8>,
 }
 
 /// The embedded, file-backed [`EventLog`].
@@ -421,6 +425,7 @@ impl<S: Storage> FileLog<S> {
             inner: Mutex::new(Inner {
                 segments,
                 poisoned: None,
+                write_buffer: Vec::new(),
             }),
             head_sender: watch::Sender::new(head),
             _lock: lock,
@@ -489,7 +494,9 @@ impl<S: Storage> FileLog<S> {
 
         let batch_first = head.position + 1;
         let batch_last = head.position + payloads.len() as u64;
-        let mut buffer = Vec::with_capacity(batch_bytes as usize);
+        let mut buffer = std::mem::take(&mut inner.write_buffer);
+        buffer.clear();
+        buffer.reserve(batch_bytes as usize);
         let mut hash = head.hash;
         let mut new_entries = Vec::new();
         let Some(active) = inner.segments.last() else {
@@ -552,6 +559,7 @@ impl<S: Storage> FileLog<S> {
         active.last_hash = hash;
         active.entries.extend(new_entries);
         let new_head = active.head();
+        inner.write_buffer = buffer;
         drop(inner);
         self.head_sender.send_replace(new_head);
         Ok(new_head)

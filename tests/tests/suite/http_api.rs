@@ -1112,3 +1112,44 @@ fn kill_9_under_concurrent_load_keeps_every_acknowledged_command_and_nothing_hal
         assert_eq!(&retry.body, answer);
     }
 }
+
+#[test]
+fn the_openapi_document_is_served_and_every_documented_operation_is_routed() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let server = start(directory.path());
+    let document = server
+        .try_request("GET", "/openapi.json", None, &[])
+        .expect("answered");
+    assert_eq!(document.status, 200);
+    assert_eq!(document.body["openapi"], json!("3.1.0"));
+    let paths = document.body["paths"].as_object().expect("paths");
+    for required in [
+        "/v1/program",
+        "/v1/issuances",
+        "/v1/batch",
+        "/v1/events/stream",
+        "/v1/settlements",
+    ] {
+        assert!(paths.contains_key(required), "{required} is documented");
+    }
+    let mut checked = 0;
+    for (path, item) in paths {
+        if path == "/v1/events/stream" {
+            continue;
+        }
+        for method in item.as_object().expect("operations").keys() {
+            let concrete = path.replace("{id}", "1").replace("{key_id}", "no-such-key");
+            let answer = server.call(ADMIN_KEY, &method.to_uppercase(), &concrete, None, &[]);
+            assert_ne!(
+                answer.status, 405,
+                "{method} {path} is documented but not routed"
+            );
+            assert!(
+                !(answer.status == 404 && answer.body["detail"] == "no such route"),
+                "{method} {path} is documented but not routed"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 28, "only {checked} operations checked");
+}
