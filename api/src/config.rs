@@ -61,6 +61,12 @@ pub struct Config {
     #[arg(long, env = "LEDGER_EXPIRY_INTERVAL_SECONDS", default_value_t = 3_600)]
     pub expiry_interval_seconds: u64,
 
+    /// Seconds between reconciliations of the read models against the
+    /// writer's state (0: never). Differences are logged and exported as
+    /// the `ledger_reconciliation_differences` metric.
+    #[arg(long, env = "LEDGER_RECONCILE_INTERVAL_SECONDS", default_value_t = 60)]
+    pub reconcile_interval_seconds: u64,
+
     /// Largest request body, in bytes; larger ones are refused before they
     /// are read whole.
     #[arg(long, env = "LEDGER_BODY_LIMIT_BYTES", default_value_t = 8 << 20)]

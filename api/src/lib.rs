@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod observe;
 pub mod openapi;
+pub mod reconciliation;
 pub mod routes;
 pub mod server;
 pub mod submit;

@@ -84,6 +84,13 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
             tracing::error!(%error, "the read models stopped following the ledger");
         }
     });
+    if config.reconcile_interval_seconds > 0 {
+        tokio::spawn(crate::reconciliation::run_periodically(
+            engine.clone(),
+            Arc::clone(&projections),
+            Duration::from_secs(config.reconcile_interval_seconds),
+        ));
+    }
     if config.expiry_interval_seconds > 0 {
         tokio::spawn(run_expiry_schedule(
             engine.clone(),

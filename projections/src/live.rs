@@ -7,18 +7,24 @@ use std::time::Duration;
 
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{EventLog, LogError, Position};
-use tokio::sync::{RwLock, RwLockReadGuard, watch};
+use tokio::sync::{RwLock, RwLockReadGuard, oneshot, watch};
 
+use crate::reconcile::{Difference, WriterSummary, reconcile};
 use crate::{OutOfOrder, Projections};
 
 /// Records applied per lock acquisition, so queries are never locked out
 /// for long while the follower catches up.
 const FOLLOW_CHUNK_RECORDS: usize = 4_096;
 
+/// A reconciliation waiting for the read models to reach the position of
+/// the writer summary it carries.
+type PendingReconciliation = (WriterSummary, oneshot::Sender<Vec<Difference>>);
+
 #[derive(Debug)]
 pub struct LiveProjections {
     projections: RwLock<Projections>,
     position: watch::Sender<Position>,
+    pending_reconciliation: std::sync::Mutex<Option<PendingReconciliation>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +50,7 @@ impl LiveProjections {
         Arc::new(LiveProjections {
             projections: RwLock::new(projections),
             position: watch::Sender::new(position),
+            pending_reconciliation: std::sync::Mutex::new(None),
         })
     }
 
@@ -53,6 +60,44 @@ impl LiveProjections {
 
     pub async fn read(&self) -> RwLockReadGuard<'_, Projections> {
         self.projections.read().await
+    }
+
+    /// Arranges for the read models to be reconciled with `summary` exactly
+    /// when they are at its position — the only moment the two can be
+    /// compared while commands keep arriving. Call it where the summary is
+    /// taken (on the writer's thread, between batches), so the read models
+    /// cannot yet be past it. The differences arrive on `result`.
+    pub fn reconcile_when_at(
+        &self,
+        summary: WriterSummary,
+        result: oneshot::Sender<Vec<Difference>>,
+    ) {
+        let mut pending = self
+            .pending_reconciliation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *pending = Some((summary, result));
+    }
+
+    /// Runs the pending reconciliation if `projections` are at its position.
+    fn reconcile_if_due(&self, projections: &Projections) {
+        let mut pending = self
+            .pending_reconciliation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = pending
+            .as_ref()
+            .is_some_and(|(summary, _)| summary.position == projections.position());
+        if due && let Some((summary, result)) = pending.take() {
+            let _ = result.send(reconcile(&summary, projections));
+        }
+    }
+
+    /// For a reconciliation registered while the read models were already
+    /// at its position (no later event would trigger it).
+    pub async fn reconcile_now_if_due(&self) {
+        let projections = self.projections.read().await;
+        self.reconcile_if_due(&projections);
     }
 
     /// Waits until the read models have applied `wanted`, or `timeout`.
@@ -91,8 +136,10 @@ impl LiveProjections {
             let reached = {
                 let mut projections = self.projections.write().await;
                 for envelope in &envelopes {
+                    self.reconcile_if_due(&projections);
                     projections.apply(envelope)?;
                 }
+                self.reconcile_if_due(&projections);
                 projections.position()
             };
             self.position.send_replace(reached);
@@ -120,8 +167,10 @@ impl LiveProjections {
                     let reached = {
                         let mut projections = self.projections.write().await;
                         for envelope in batch.iter() {
+                            self.reconcile_if_due(&projections);
                             projections.apply(envelope)?;
                         }
+                        self.reconcile_if_due(&projections);
                         projections.position()
                     };
                     self.position.send_replace(reached);

@@ -137,7 +137,12 @@ enum Message {
     Inspect {
         reply: oneshot::Sender<([u8; 32], Head)>,
     },
+    /// Runs a read of the state, after everything queued before it.
+    ReadState(StateReader),
 }
+
+/// A read of the writer's state and head, run on the writer thread.
+type StateReader = Box<dyn FnOnce(&State, Head) + Send>;
 
 /// Committed batches kept for slow subscribers before they must catch up
 /// from the log instead.
@@ -163,6 +168,7 @@ impl std::fmt::Debug for Message {
             }
             Message::Shutdown { .. } => formatter.write_str("Shutdown"),
             Message::Inspect { .. } => formatter.write_str("Inspect"),
+            Message::ReadState(_) => formatter.write_str("ReadState"),
         }
     }
 }
@@ -307,6 +313,28 @@ impl Engine {
         };
         self.sender
             .send(Message::Inspect { reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
+    }
+
+    /// Runs `read` on the writer's thread against its state and head, once
+    /// everything submitted before this call is decided, and returns its
+    /// result. The writer waits for `read`: keep it short (a summary, not
+    /// a serialisation).
+    pub async fn read_state<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&State, Head) -> R + Send + 'static,
+    ) -> Result<R, Unavailable> {
+        let (reply, answer) = oneshot::channel();
+        let job: StateReader = Box::new(move |state, head| {
+            let _ = reply.send(read(state, head));
+        });
+        let stopped = || Unavailable {
+            reason: "the writer has stopped".to_owned(),
+        };
+        self.sender
+            .send(Message::ReadState(job))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())

@@ -79,6 +79,12 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                         shutdown = Some(done);
                         break;
                     }
+                    Message::ReadState(read) => {
+                        if self.process_or_stop(&mut batch, &mut receiver) {
+                            return;
+                        }
+                        read(&self.state, self.head);
+                    }
                     Message::Inspect { reply } => {
                         // Decide what came before it first, then answer.
                         if self.process_or_stop(&mut batch, &mut receiver) {
@@ -144,7 +150,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                 Message::Shutdown { done } => {
                     let _ = done.send(());
                 }
-                Message::Inspect { .. } => {}
+                Message::Inspect { .. } | Message::ReadState(_) => {}
             }
         }
     }

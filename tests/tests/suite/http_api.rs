@@ -944,7 +944,7 @@ fn the_event_stream_delivers_live_events_and_resumes_after_the_last_seen() {
 #[test]
 fn health_readiness_and_metrics_report_the_server() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let server = start(directory.path());
+    let server = start_with(directory.path(), &["--reconcile-interval-seconds", "1"]);
     alliance(&server, json!({"supply_cap": 100_000}));
     accepted(&issue(&server, "alice", "cafe", "m-1", 5), "issuance");
     refused(
@@ -989,6 +989,44 @@ fn health_readiness_and_metrics_report_the_server() {
             metrics.text
         );
     }
+
+    // Reconciliation runs every second, also while commands keep coming,
+    // and finds the read models in agreement with the writer.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for order in 0..300 {
+                accepted(
+                    &issue(&server, "bob", "books", &format!("load-{order}"), 1),
+                    "load",
+                );
+            }
+        });
+        let mut agreed = false;
+        for _ in 0..100 {
+            let metrics = server
+                .try_request("GET", "/metrics", None, &[])
+                .expect("answered");
+            assert!(
+                !metrics.text.contains(r#"result="differed""#),
+                "{}",
+                metrics.text
+            );
+            if metrics
+                .text
+                .contains(r#"ledger_reconciliations_total{result="agreed"}"#)
+            {
+                assert!(
+                    metrics.text.contains("ledger_reconciliation_differences 0"),
+                    "{}",
+                    metrics.text
+                );
+                agreed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(agreed, "no reconciliation agreed within 10 s");
+    });
 }
 
 #[test]

@@ -185,6 +185,24 @@ fn records_of(segment: &Path) -> Vec<(u64, usize, usize)> {
     records
 }
 
+/// Every file under `directory` with its bytes.
+fn directory_contents(directory: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut contents = std::collections::BTreeMap::new();
+    let mut pending = vec![directory.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("readable directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("readable file");
+                contents.insert(path, bytes);
+            }
+        }
+    }
+    contents
+}
+
 fn copy_ledger(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("log")).expect("directory");
     for entry in std::fs::read_dir(from.join("log")).expect("log") {
@@ -216,11 +234,25 @@ fn verification_passes_on_a_real_log_and_fails_on_each_kind_of_damage() {
     );
     let original_path = original.to_str().expect("UTF-8 path");
 
+    let before = directory_contents(&original);
     let verified = verified_json(&["verify", original_path]);
     assert_eq!(verified["verified"]["head_position"], json!(head_position));
     assert_eq!(verified["verified"]["head_hash"], json!(head_hash));
     let expect = format!("{}:{}", heads[50].0, heads[50].1);
     verified_json(&["verify", original_path, "--expect-head", &expect]);
+    let out = directory.path().join("rebuilt");
+    verified_json(&[
+        "rebuild",
+        original_path,
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    verified_json(&["report", original_path]);
+    assert_eq!(replay(&["export", original_path]).status.code(), Some(0));
+    assert!(
+        directory_contents(&original) == before,
+        "the tool changed the data directory"
+    );
 
     // A flipped byte inside a record's payload in a middle segment.
     let middle = &segment_files[segment_files.len() / 2];
@@ -417,6 +449,22 @@ fn as_of_rebuild_export_and_report_reproduce_the_ledger_at_a_point() {
     assert_eq!(manifest["position"], json!(checkpoint));
     let clearing = std::fs::read_to_string(then.join("clearing.csv")).expect("clearing.csv");
     assert!(clearing.contains("cafe,books,120"), "{clearing}");
+    // The same point named by time: the checkpoint event's own timestamp.
+    let at_checkpoint = server.admin(
+        "GET",
+        &format!("/v1/events?after={}&limit=1", checkpoint - 1),
+        None,
+    );
+    let recorded_at = at_checkpoint.body["events"][0]["recorded_at"]
+        .as_str()
+        .expect("recorded_at")
+        .to_owned();
+    let by_time = verified_json(&["verify", data_path, "--as-of", &recorded_at]);
+    assert_eq!(
+        by_time["verified"]["head_position"],
+        json!(checkpoint),
+        "as of {recorded_at}"
+    );
     let refused = replay(&[
         "rebuild",
         data_path,
@@ -551,5 +599,62 @@ fn diff_agrees_with_a_live_server_and_reports_a_planted_difference() {
     assert!(
         !what.iter().any(|what| what.starts_with("account bob")),
         "bob is the same on both: {what:?}"
+    );
+}
+
+/// A history rewritten with a lower supply cap in its first event and the
+/// chain recomputed: every record is well-formed and every event applies,
+/// so only the invariant checks can tell. Verification must name
+/// invariant 2 at the first issuance that takes the outstanding supply
+/// over the forged cap.
+#[test]
+fn a_well_chained_history_that_breaks_an_invariant_fails_at_that_event() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    let source = FileLog::open(original.join("log"), LogMode::ReadOnly).expect("opens");
+    let records = source.read_blocking(0, 100_000).expect("readable");
+    let forged_cap = 100;
+    let mut outstanding: i128 = 0;
+    let mut first_breach = None;
+    let mut payloads = Vec::new();
+    for record in &records {
+        let mut envelope =
+            ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+        match &mut envelope.event {
+            ledger_core::domain::Event::ProgramConfigured(configured) => {
+                configured.rules.supply_cap = forged_cap;
+            }
+            ledger_core::domain::Event::PointsIssued(issued) => {
+                outstanding += i128::from(issued.points);
+            }
+            ledger_core::domain::Event::PointsRedeemed(redeemed) => {
+                outstanding -= i128::from(redeemed.points);
+            }
+            _ => {}
+        }
+        if first_breach.is_none() && outstanding > i128::from(forged_cap) {
+            first_breach = Some(record.position);
+        }
+        payloads.push(envelope.encode().expect("encodes"));
+    }
+    let forged = directory.path().join("forged");
+    let log = FileLog::open(
+        forged.join("log"),
+        LogMode::ReadWrite {
+            ledger_id_if_new: LEDGER,
+        },
+    )
+    .expect("a new log");
+    log.append_blocking(0, &payloads).expect("appended");
+    drop(log);
+    let breach = first_breach.expect("the story issues more than the forged cap");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, breach, "forged cap");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invariant 2") && stderr.contains(&format!("supply cap {forged_cap}")),
+        "{}",
+        text(&output)
     );
 }
