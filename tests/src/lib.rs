@@ -3,5 +3,6 @@
 //! model side by side.
 
 pub mod model;
+pub mod schemas;
 pub mod server;
 pub mod simulation;

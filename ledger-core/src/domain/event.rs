@@ -21,6 +21,7 @@ use super::time::Timestamp;
 macro_rules! events {
     ($($variant:ident($payload:ty) = $name:literal,)*) => {
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
         #[serde(tag = "type", content = "data", rename_all = "snake_case")]
         pub enum Event {
             $($variant($payload),)*
@@ -42,6 +43,12 @@ macro_rules! events {
                 match self {
                     $(Event::$variant(payload) => payload.serialize(serializer),)*
                 }
+            }
+
+            /// The JSON Schema of each event type's payload (`data`).
+            #[cfg(feature = "schemas")]
+            pub fn payload_schemas() -> Vec<(&'static str, schemars::Schema)> {
+                vec![$(($name, schemars::schema_for!($payload)),)*]
             }
 
             /// Reads a payload of the given type name.
@@ -127,7 +134,9 @@ impl Event {
     }
 }
 
+/// The programme's rules were set or changed (`PUT /v1/program`); carries the whole rule set and its version, which later issuances cite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProgramConfigured {
     /// 1 for the first configuration, then +1 per change.
@@ -136,7 +145,9 @@ pub struct ProgramConfigured {
     pub configured_at: Timestamp,
 }
 
+/// A merchant applied to join the alliance; it starts pending, with its issue price and redemption value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MerchantApplied {
     pub merchant_id: MerchantId,
@@ -147,7 +158,9 @@ pub struct MerchantApplied {
     pub applied_at: Timestamp,
 }
 
+/// An admin approved, rejected, suspended or reinstated a merchant (the event type says which).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MerchantStatusChanged {
     pub merchant_id: MerchantId,
@@ -156,7 +169,9 @@ pub struct MerchantStatusChanged {
     pub changed_at: Timestamp,
 }
 
+/// A merchant paid funds in; issuing points draws on them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DepositRecorded {
     pub merchant_id: MerchantId,
@@ -165,7 +180,9 @@ pub struct DepositRecorded {
     pub recorded_at: Timestamp,
 }
 
+/// An admin created an API key; only the SHA-256 of its secret is recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyCreated {
     pub key_id: KeyId,
@@ -176,7 +193,9 @@ pub struct ApiKeyCreated {
     pub created_at: Timestamp,
 }
 
+/// An admin revoked an API key; it authenticates nothing from then on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRevoked {
     pub key_id: KeyId,
@@ -185,6 +204,7 @@ pub struct ApiKeyRevoked {
 
 /// Which earning limit cut an award.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EarningLimit {
     PerOrder,
@@ -193,6 +213,7 @@ pub enum EarningLimit {
 
 /// How a purchase was priced into points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PurchasePricing {
     pub purchase: Money,
@@ -205,7 +226,9 @@ pub struct PurchasePricing {
     pub multiplier: Amount,
 }
 
+/// A member earned points at a merchant for an order: one new lot, priced by the cited rule version, paid from the merchant's funding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PointsIssued {
     pub issuance_id: IssuanceId,
@@ -235,6 +258,7 @@ pub struct PointsIssued {
 
 /// Points taken from one lot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LotPortion {
     pub lot_id: LotId,
@@ -248,6 +272,7 @@ pub struct LotPortion {
 /// A new lot credited from a portion of another (a transfer, or a cancelled
 /// redemption): same origin, issue time and expiry as the source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LotCredit {
     pub lot_id: LotId,
@@ -259,7 +284,9 @@ pub struct LotCredit {
     pub expires_at: Option<Timestamp>,
 }
 
+/// A member spent points at a merchant: the lots consumed (earliest expiry first) with their origin merchants, and what the merchant is owed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PointsRedeemed {
     pub redemption_id: RedemptionId,
@@ -274,7 +301,9 @@ pub struct PointsRedeemed {
     pub redeemed_at: Timestamp,
 }
 
+/// Points moved between two accounts; each moved portion keeps its lot's origin, issue time and expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PointsTransferred {
     pub transfer_id: TransferId,
@@ -285,7 +314,9 @@ pub struct PointsTransferred {
     pub transferred_at: Timestamp,
 }
 
+/// Points were reserved for a later capture or release (an authorised redemption).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PointsHeld {
     pub hold_id: HoldId,
@@ -298,7 +329,9 @@ pub struct PointsHeld {
     pub expires_at: Timestamp,
 }
 
+/// A hold was captured (wholly or in part): a redemption of the held points; the rest is released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HoldCaptured {
     pub hold_id: HoldId,
@@ -317,13 +350,16 @@ pub struct HoldCaptured {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HoldReleaseReason {
     Released,
     TimedOut,
 }
 
+/// A hold ended without a redemption: released by a caller, or timed out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HoldReleased {
     pub hold_id: HoldId,
@@ -334,7 +370,9 @@ pub struct HoldReleased {
     pub released_at: Timestamp,
 }
 
+/// An issuance was reversed (wholly or in part): points clawed back from the member, funds returned to the merchant, and what could not be recovered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IssuanceReversed {
     pub reversal_id: ReversalId,
@@ -351,7 +389,9 @@ pub struct IssuanceReversed {
     pub reversed_at: Timestamp,
 }
 
+/// A redemption was cancelled (wholly or in part): points restored to the member as new lots with the original origins and expiries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RedemptionReversed {
     pub reversal_id: ReversalId,
@@ -364,7 +404,9 @@ pub struct RedemptionReversed {
     pub reversed_at: Timestamp,
 }
 
+/// Lots of an account reached their expiry and were removed (breakage).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PointsExpired {
     pub account: AccountId,
@@ -376,7 +418,9 @@ pub struct PointsExpired {
     pub expired_at: Timestamp,
 }
 
+/// An expiry run finished: how many accounts, points and holds it ended, and whether more remain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExpiryRunCompleted {
     pub as_of: Timestamp,
@@ -388,7 +432,9 @@ pub struct ExpiryRunCompleted {
     pub completed_at: Timestamp,
 }
 
+/// A soft velocity limit was crossed: the command was accepted and this alert recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RiskAlertRaised {
     pub account: AccountId,

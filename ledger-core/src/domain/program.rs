@@ -27,6 +27,7 @@ pub const RULE_ENTRIES_MAX: usize = 256;
 /// The complete rule set of a programme, as configured by `PUT /v1/program`.
 /// Only `supply_cap` is required; everything else defaults to "no limit".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProgramRules {
@@ -49,6 +50,7 @@ pub struct ProgramRules {
 /// Budget of period `p` = `base_points + floor(redeemed_factor × points
 /// redeemed in period p-1)`. Issuance is also always bounded by the cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReleasePolicy {
@@ -74,6 +76,7 @@ fn default_tier_window_days() -> u32 {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EarningRules {
@@ -116,6 +119,7 @@ impl Default for EarningRules {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CategoryMultiplier {
@@ -128,6 +132,7 @@ pub struct CategoryMultiplier {
 /// A multiplier active on some weekdays between two times of day (UTC).
 /// `start_minute > end_minute` spans midnight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindowMultiplier {
@@ -143,6 +148,7 @@ pub struct TimeWindowMultiplier {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
@@ -154,6 +160,7 @@ pub struct Tier {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RiskRules {
@@ -168,6 +175,7 @@ pub struct RiskRules {
 /// Per-account limits over a sliding window. Breaching a hard limit rejects
 /// the command; breaching a soft one accepts it and records a risk alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VelocityLimit {
@@ -184,6 +192,7 @@ pub struct VelocityLimit {
 
 /// What an issuance reversal does when the issued lot was partly spent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReversalPolicy {

@@ -116,6 +116,7 @@ pub enum Rejection {
 
 /// What a reversal refers to, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReversalTarget {
     Issuance(IssuanceId),
@@ -132,6 +133,7 @@ impl std::fmt::Display for ReversalTarget {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskRule {
     RedemptionVelocity,
@@ -148,6 +150,7 @@ impl std::fmt::Display for RiskRule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskMeasure {
     Count,

@@ -331,6 +331,16 @@ fn a_programme_story_adds_up_in_balances_settlements_and_supply() {
             .as_array()
             .is_some_and(|events| !events.is_empty())
     );
+    // Every event the server wrote matches the committed schemas.
+    let schemas = tests::schemas::Schemas::load().expect("the committed schemas compile");
+    let all = server.admin("GET", "/v1/events?limit=10000", None);
+    let stored = all.body["events"].as_array().expect("events");
+    assert_eq!(stored.len(), 20, "{}", all.text);
+    for envelope in stored {
+        schemas
+            .check_envelope(envelope)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
 }
 
 #[test]
