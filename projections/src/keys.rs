@@ -36,9 +36,9 @@ impl Keys {
         match event {
             Event::ApiKeyCreated(created) => {
                 self.hash_of
-                    .insert(created.key_id.clone(), created.key_hash.clone());
+                    .insert(created.key_id.clone(), created.key_hash.hex.clone());
                 self.by_hash.insert(
-                    created.key_hash.clone(),
+                    created.key_hash.hex.clone(),
                     KeyRecord {
                         key_id: created.key_id.clone(),
                         role: created.role,

@@ -7,11 +7,13 @@
 //! committed files differ from what the types generate; regenerate with
 //! `UPDATE_SCHEMAS=1 cargo test -p schemas`.
 
+pub mod examples;
+
 use std::collections::BTreeMap;
 
 use ledger_core::domain::Event;
 use ledger_core::domain::command::{Actor, Command};
-use ledger_core::domain::event::{EVENT_KINDS, EVENT_SCHEMA_VERSION};
+use ledger_core::domain::event::{EVENT_KINDS, current_schema_version};
 use serde_json::{Value, json};
 
 const ID_BASE: &str = "https://points-ledger.dev/schemas/";
@@ -19,13 +21,16 @@ const ID_BASE: &str = "https://points-ledger.dev/schemas/";
 /// The schema files, by path relative to `schemas/`, as committed.
 pub fn generate() -> BTreeMap<String, Value> {
     let mut files = BTreeMap::new();
-    for (kind, schema) in Event::payload_schemas() {
-        let path = event_schema_path(kind, EVENT_SCHEMA_VERSION);
+    let current = Event::payload_schemas()
+        .into_iter()
+        .map(|(kind, schema)| (kind, current_schema_version(kind), schema));
+    for (kind, version, schema) in current.chain(Event::superseded_payload_schemas()) {
+        let path = event_schema_path(kind, version);
         let mut schema = schema.to_value();
         describe(
             &mut schema,
             &path,
-            &format!("The `data` of a `{kind}` event, version {EVENT_SCHEMA_VERSION}"),
+            &format!("The `data` of a `{kind}` event, version {version}"),
         );
         files.insert(path, schema);
     }
@@ -181,6 +186,7 @@ fn catalogue(schemas: &BTreeMap<String, Value>) -> String {
     let mut text = String::from(
         "# Event catalogue\n\nGenerated from the event types by `UPDATE_SCHEMAS=1 cargo test -p schemas`; do not edit.\nEach event's `data` is described by `events/<type>.v<N>.json`; the envelope around it by\n`envelope.json`. Types named in the tables are defined in each schema's `$defs`.\n",
     );
+    let examples = examples::examples();
     for (path, schema) in schemas
         .iter()
         .filter(|(path, _)| path.starts_with("events/"))
@@ -215,6 +221,13 @@ fn catalogue(schemas: &BTreeMap<String, Value>) -> String {
                 ));
             }
         }
+        let kind = name.split(".v").next().unwrap_or(name);
+        let is_current = name == format!("{kind}.v{}", current_schema_version(kind));
+        if let (true, Some(example)) = (is_current, examples.get(kind)) {
+            text.push_str("\nExample `data`:\n\n```json\n");
+            text.push_str(&serde_json::to_string_pretty(example).unwrap_or_default());
+            text.push_str("\n```\n");
+        }
     }
     text
 }
@@ -230,7 +243,7 @@ mod tests {
         let files = generate();
         for kind in EVENT_KINDS {
             assert!(
-                files.contains_key(&event_schema_path(kind, EVENT_SCHEMA_VERSION)),
+                files.contains_key(&event_schema_path(kind, current_schema_version(kind))),
                 "{kind}"
             );
         }
@@ -239,6 +252,16 @@ mod tests {
             .filter(|path| path.starts_with("commands/"))
             .count();
         assert_eq!(commands, 18, "one per command type");
+    }
+
+    #[test]
+    fn the_catalogue_has_a_real_example_of_every_event_type() {
+        let examples = examples::examples();
+        let missing: Vec<&&str> = EVENT_KINDS
+            .iter()
+            .filter(|kind| !examples.contains_key(**kind))
+            .collect();
+        assert!(missing.is_empty(), "no example of {missing:?}");
     }
 
     /// CI fails here when a type changed and the committed schemas did not.

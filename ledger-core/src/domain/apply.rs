@@ -323,7 +323,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 ApiKey {
                     role: created.role,
                     merchant_id: created.merchant_id.clone(),
-                    key_hash: created.key_hash.clone(),
+                    key_hash: created.key_hash.hex.clone(),
                     revoked: false,
                 },
             );

@@ -85,13 +85,49 @@ events! {
     RiskAlertRaised(RiskAlertRaised) = "risk_alert_raised",
 }
 
-/// Current schema version of every event type. Bumped per type when its
-/// shape changes; older versions are upcast on read.
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+/// The current schema version of an event type: 1, bumped per type when
+/// its shape changes (`schemas/README.md`). Older versions are upcast when
+/// read, in [`Event::deserialize_data_version`].
+pub fn current_schema_version(kind: &str) -> u32 {
+    match kind {
+        "api_key_created" => 2,
+        _ => 1,
+    }
+}
+
+/// Versions still read and upcast: (type, version).
+pub const SUPERSEDED_VERSIONS: &[(&str, u32)] = &[("api_key_created", 1)];
 
 impl Event {
     pub fn schema_version(&self) -> u32 {
-        EVENT_SCHEMA_VERSION
+        current_schema_version(self.kind())
+    }
+
+    /// Reads a payload written at `version` of its type, upcasting an
+    /// older version to the current type.
+    pub fn deserialize_data_version<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        version: u32,
+        deserializer: D,
+    ) -> Result<Event, D::Error> {
+        match (kind, version) {
+            ("api_key_created", 1) => Ok(Event::ApiKeyCreated(
+                ApiKeyCreatedV1::deserialize(deserializer)?.into(),
+            )),
+            (kind, version) if version == current_schema_version(kind) => {
+                Event::deserialize_data(kind, deserializer)
+            }
+            (kind, version) => Err(serde::de::Error::custom(format!(
+                "`{kind}` has no schema version {version} (current: {})",
+                current_schema_version(kind)
+            ))),
+        }
+    }
+
+    /// The schemas of superseded versions still read, by (type, version).
+    #[cfg(feature = "schemas")]
+    pub fn superseded_payload_schemas() -> Vec<(&'static str, u32, schemars::Schema)> {
+        vec![("api_key_created", 1, schemars::schema_for!(ApiKeyCreatedV1))]
     }
 
     /// The merchant the event is about or acted at, if any (for filtering
@@ -180,7 +216,8 @@ pub struct DepositRecorded {
     pub recorded_at: Timestamp,
 }
 
-/// An admin created an API key; only the SHA-256 of its secret is recorded.
+/// An admin created an API key; only the hash of its secret is recorded,
+/// with the algorithm that made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -189,8 +226,61 @@ pub struct ApiKeyCreated {
     pub role: Role,
     #[serde(default)]
     pub merchant_id: Option<MerchantId>,
+    /// The secret's hash and the algorithm that made it (version 2; version
+    /// 1 held only the hex, implicitly SHA-256).
+    pub key_hash: KeyHash,
+    pub created_at: Timestamp,
+}
+
+/// How a key's secret was hashed. Naming the algorithm in the event lets a
+/// later one be introduced without any record becoming ambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeyHashAlgorithm {
+    Sha256,
+}
+
+/// A key secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyHash {
+    pub algorithm: KeyHashAlgorithm,
+    /// Lowercase hex.
+    pub hex: String,
+}
+
+// Version 1 of `api_key_created`, kept only to read old logs: decoding
+// upcasts it to the current `ApiKeyCreated`. Its doc line is the version 1
+// schema's description, which must not change.
+/// An admin created an API key; only the SHA-256 of its secret is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreatedV1 {
+    pub key_id: KeyId,
+    pub role: Role,
+    #[serde(default)]
+    pub merchant_id: Option<MerchantId>,
     pub key_hash: String,
     pub created_at: Timestamp,
+}
+
+impl From<ApiKeyCreatedV1> for ApiKeyCreated {
+    /// Version 1 hashes were SHA-256, the only algorithm there was.
+    fn from(v1: ApiKeyCreatedV1) -> ApiKeyCreated {
+        ApiKeyCreated {
+            key_id: v1.key_id,
+            role: v1.role,
+            merchant_id: v1.merchant_id,
+            key_hash: KeyHash {
+                algorithm: KeyHashAlgorithm::Sha256,
+                hex: v1.key_hash,
+            },
+            created_at: v1.created_at,
+        }
+    }
 }
 
 /// An admin revoked an API key; it authenticates nothing from then on.

@@ -24,6 +24,8 @@ use crate::store::Position;
 pub struct EventEnvelope {
     pub position: Position,
     pub event_id: Uuid,
+    /// The version `data` was written at; `event` holds it upcast to the
+    /// current type, and re-encoding writes the current version.
     pub schema_version: u32,
     pub recorded_at: Timestamp,
     pub command_id: Uuid,
@@ -48,7 +50,9 @@ impl Serialize for EventEnvelope {
         fields.serialize_field("position", &self.position)?;
         fields.serialize_field("event_id", &self.event_id)?;
         fields.serialize_field("type", self.event.kind())?;
-        fields.serialize_field("schema_version", &self.schema_version)?;
+        // `data` is always written in the current shape, so its version is
+        // the current one, whatever version the event was read at.
+        fields.serialize_field("schema_version", &self.event.schema_version())?;
         fields.serialize_field("recorded_at", &self.recorded_at)?;
         fields.serialize_field("command_id", &self.command_id)?;
         fields.serialize_field("command_fingerprint", &self.command_fingerprint)?;
@@ -58,14 +62,15 @@ impl Serialize for EventEnvelope {
     }
 }
 
-/// Reads `data` as the payload of the `type` read before it.
-struct DataSeed<'kind>(&'kind str);
+/// Reads `data` as the payload of the `type` and `schema_version` read
+/// before it (an older version is upcast).
+struct DataSeed<'kind>(&'kind str, u32);
 
 impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     type Value = Event;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Event, D::Error> {
-        Event::deserialize_data(self.0, deserializer)
+        Event::deserialize_data_version(self.0, self.1, deserializer)
     }
 }
 
@@ -111,10 +116,12 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 "command_fingerprint" => command_fingerprint = Some(map.next_value()?),
                 "actor" => actor = Some(map.next_value()?),
                 "data" => {
-                    let Some(kind) = kind.as_deref() else {
-                        return Err(de::Error::custom("\"type\" must come before \"data\""));
+                    let (Some(kind), Some(version)) = (kind.as_deref(), schema_version) else {
+                        return Err(de::Error::custom(
+                            "\"type\" and \"schema_version\" must come before \"data\"",
+                        ));
                     };
-                    event = Some(map.next_value_seed(DataSeed(kind))?);
+                    event = Some(map.next_value_seed(DataSeed(kind, version))?);
                 }
                 other => return Err(de::Error::unknown_field(other, FIELDS)),
             }

@@ -658,3 +658,59 @@ fn a_well_chained_history_that_breaks_an_invariant_fails_at_that_event() {
         text(&output)
     );
 }
+
+/// `tests/fixtures/ledger-v1` was written by the server before
+/// `api_key_created` went to version 2 (the hash now names its algorithm).
+/// Its bytes never change: it must keep verifying against the head recorded
+/// then, its stored events must match the version 1 schemas, and reading
+/// them must upcast to the current shape.
+#[test]
+fn a_log_written_before_an_event_version_bump_still_verifies_and_reads_upcast() {
+    const FIXTURE_HEAD: &str = "8:07ddede4c2afbffb9904afb5be9ea59a966e27221f50708696f25a1d276bdc04";
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ledger-v1");
+    let fixture_path = fixture.to_str().expect("UTF-8 path");
+    let verified = verified_json(&["verify", fixture_path, "--expect-head", FIXTURE_HEAD]);
+    assert_eq!(verified["verified"]["events"], json!(8));
+
+    let schemas = tests::schemas::Schemas::load().expect("the committed schemas compile");
+    let log = FileLog::open(fixture.join("log"), LogMode::ReadOnly).expect("opens read-only");
+    let records = log.read_blocking(0, 100).expect("readable");
+    let mut projections = projections::Projections::new();
+    let mut upcast = 0;
+    for record in &records {
+        let stored: Value = serde_json::from_slice(&record.payload).expect("JSON");
+        schemas
+            .check_envelope(&stored)
+            .unwrap_or_else(|error| panic!("as stored: {error}"));
+        let envelope =
+            ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+        let current: Value = serde_json::to_value(&envelope).expect("serialises");
+        schemas
+            .check_envelope(&current)
+            .unwrap_or_else(|error| panic!("as read now: {error}"));
+        if let ledger_core::domain::Event::ApiKeyCreated(created) = &envelope.event {
+            assert_eq!(stored["schema_version"], json!(1));
+            assert_eq!(current["schema_version"], json!(2));
+            assert_eq!(
+                created.key_hash.algorithm,
+                ledger_core::domain::event::KeyHashAlgorithm::Sha256
+            );
+            assert_eq!(json!(created.key_hash.hex), stored["data"]["key_hash"]);
+            upcast += 1;
+        }
+        projections
+            .apply(&envelope)
+            .expect("the read models take it");
+    }
+    assert_eq!(upcast, 2, "the fixture holds two version 1 key creations");
+    let hex = records
+        .iter()
+        .filter_map(|record| serde_json::from_slice::<Value>(&record.payload).ok())
+        .find(|stored| stored["type"] == "api_key_created")
+        .and_then(|stored| stored["data"]["key_hash"].as_str().map(str::to_owned))
+        .expect("a stored key hash");
+    assert!(
+        projections.keys.by_hash(&hex).is_some(),
+        "a key created under version 1 still authenticates"
+    );
+}

@@ -4,8 +4,8 @@ use rust_decimal::Decimal;
 
 use super::super::command::{Command, Role, TEXT_LENGTH_MAX};
 use super::super::event::{
-    ApiKeyCreated, ApiKeyRevoked, DepositRecorded, Event, MerchantApplied, MerchantStatusChanged,
-    ProgramConfigured,
+    ApiKeyCreated, ApiKeyRevoked, DepositRecorded, Event, KeyHash, KeyHashAlgorithm,
+    MerchantApplied, MerchantStatusChanged, ProgramConfigured,
 };
 use super::super::ids::{KeyId, MerchantId};
 use super::super::money::{Amount, Currency, Money};
@@ -204,7 +204,10 @@ pub(super) fn create_api_key(
         key_id: key_id.clone(),
         role,
         merchant_id: merchant_id.cloned(),
-        key_hash: key_hash.to_ascii_lowercase(),
+        key_hash: KeyHash {
+            algorithm: KeyHashAlgorithm::Sha256,
+            hex: key_hash.to_ascii_lowercase(),
+        },
         created_at: now,
     })])
 }
