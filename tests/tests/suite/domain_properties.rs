@@ -449,9 +449,26 @@ fn check_replay(simulation: &Simulation) -> Result<(), TestCaseError> {
             actor: admin(),
             event: event.clone(),
         };
+        // What is written matches the committed schemas.
+        let stored: serde_json::Value = serde_json::from_slice(
+            &envelope
+                .encode()
+                .map_err(|error| TestCaseError::fail(error.to_string()))?,
+        )
+        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+        schemas()
+            .check_envelope(&stored)
+            .map_err(TestCaseError::fail)?;
         projections
             .apply(&envelope)
             .map_err(|error| TestCaseError::fail(error.to_string()))?;
+    }
+    for submission in &simulation.submissions {
+        let command = serde_json::to_value(&submission.command)
+            .map_err(|error| TestCaseError::fail(error.to_string()))?;
+        schemas()
+            .check_command(&command)
+            .map_err(TestCaseError::fail)?;
     }
     let summary =
         projections::reconcile::WriterSummary::of(&simulation.state, simulation.log.len() as u64);
@@ -545,54 +562,8 @@ fn the_generator_reaches_the_interesting_outcomes() {
     }
 }
 
-#[test]
-fn every_event_and_command_of_the_property_runs_matches_the_committed_schemas() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let schemas = tests::schemas::Schemas::load().expect("the committed schemas compile");
-    let mut runner = TestRunner::deterministic();
-    let (mut events, mut commands) = (0usize, 0usize);
-    let mut kinds = std::collections::BTreeSet::new();
-    for _ in 0..100 {
-        let rules = program()
-            .new_tree(&mut runner)
-            .expect("generates")
-            .current();
-        let operations = prop::collection::vec(operation(), 60..120)
-            .new_tree(&mut runner)
-            .expect("generates")
-            .current();
-        let simulation = run(rules, operations).expect("the property holds");
-        for (index, event) in simulation.log.iter().enumerate() {
-            let envelope = ledger_core::engine::EventEnvelope {
-                position: index as u64 + 1,
-                event_id: Uuid::from_u128(index as u128),
-                schema_version: event.schema_version(),
-                recorded_at: simulation.now,
-                command_id: Uuid::from_u128(index as u128),
-                command_fingerprint: ledger_core::domain::idempotency::Fingerprint([7; 32]),
-                actor: admin(),
-                event: event.clone(),
-            };
-            let json: serde_json::Value =
-                serde_json::from_slice(&envelope.encode().expect("encodes")).expect("JSON");
-            schemas
-                .check_envelope(&json)
-                .unwrap_or_else(|error| panic!("{error}"));
-            kinds.insert(event.kind());
-            events += 1;
-        }
-        for submission in &simulation.submissions {
-            let json = serde_json::to_value(&submission.command).expect("serialises");
-            schemas
-                .check_command(&json)
-                .unwrap_or_else(|error| panic!("{error}"));
-            commands += 1;
-        }
-    }
-    assert!(
-        events > 2_000 && commands > 5_000,
-        "{events} events, {commands} commands"
-    );
-    assert!(kinds.len() >= 15, "only {kinds:?} were produced");
+/// The committed schemas, compiled once for all cases.
+fn schemas() -> &'static tests::schemas::Schemas {
+    static SCHEMAS: std::sync::OnceLock<tests::schemas::Schemas> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| tests::schemas::Schemas::load().expect("the committed schemas compile"))
 }

@@ -1100,6 +1100,12 @@ fn kill_9_under_concurrent_load_keeps_every_acknowledged_command_and_nothing_hal
         after = page.body["next_after"].as_u64().expect("next_after");
         all_events.extend(events);
     }
+    let schemas = tests::schemas::Schemas::load().expect("the committed schemas compile");
+    for event in &all_events {
+        schemas
+            .check_envelope(event)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
     let by_position: BTreeMap<u64, &Value> = all_events
         .iter()
         .map(|event| (event["position"].as_u64().unwrap_or(0), event))
