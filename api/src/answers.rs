@@ -5,6 +5,7 @@
 use ledger_core::domain::ids::{AccountId, LotId, MerchantId};
 use ledger_core::domain::state::MerchantStatus;
 use ledger_core::domain::{Amount, Currency, Points, Timestamp};
+use ledger_core::engine::EventEnvelope;
 use ledger_core::store::Position;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,10 +16,10 @@ use utoipa::ToSchema;
 pub struct Accepted {
     /// Global log position of the command's last event.
     pub position: Position,
-    /// The event envelopes the command produced (the shape of each `data`
-    /// is the event type's schema in `schemas/`).
+    /// The event envelopes the command produced (`schemas/envelope.json`;
+    /// each `data` as `schemas/events/<type>.v<schema_version>.json`).
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<Value>,
+    pub events: Vec<EventEnvelope>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuance_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,7 +183,20 @@ pub struct BatchAnswer {
     /// One per command, in order: an accepted command's `Accepted` body
     /// with `"status": 201`, or a problem with its `status` and `code`.
     #[schema(value_type = Vec<Object>)]
-    pub results: Vec<Value>,
+    pub results: Vec<BatchResult>,
+}
+
+/// One command's result within a batch, serialised without building an
+/// intermediate JSON tree (a batch answer holds up to 10,000 of them).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Accepted {
+        status: u16,
+        #[serde(flatten)]
+        accepted: Box<Accepted>,
+    },
+    Refused(Value),
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,7 +9,7 @@ use ledger_core::domain::Event;
 use ledger_core::domain::command::{Actor, Command};
 use ledger_core::engine::{CommandRequest, EventEnvelope, Outcome};
 use ledger_core::store::Position;
-use serde_json::{Map, Value};
+
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -92,30 +92,27 @@ pub fn count_command(kind: &'static str, outcome: Option<&Outcome>) {
     metrics::counter!("ledger_commands_total", "type" => kind, "result" => result).increment(1);
 }
 
-/// The answer to a decided command: `201` with the events, or the
-/// rejection as problem+json.
-pub fn respond(outcome: Outcome, extra: Map<String, Value>) -> Response {
+/// The answer to a decided command: `201` with the events (and, for a new
+/// API key, its id and secret), or the rejection as problem+json.
+pub fn respond(outcome: Outcome, new_key: Option<(String, String)>) -> Response {
     match outcome {
-        Outcome::Accepted { position, events } => (
-            StatusCode::CREATED,
-            Json(accepted_body(position, &events, extra)),
-        )
-            .into_response(),
+        Outcome::Accepted { position, events } => {
+            let mut answer = accepted(position, events);
+            if let Some((key_id, secret)) = new_key {
+                answer.key_id = Some(key_id);
+                answer.key = Some(secret);
+            }
+            (StatusCode::CREATED, Json(answer)).into_response()
+        }
         Outcome::Rejected(rejection) => ApiError::from(rejection).into_response(),
     }
 }
 
-pub fn accepted_body(
-    position: Position,
-    events: &[EventEnvelope],
-    extra: Map<String, Value>,
-) -> Value {
+/// The body of an accepted command.
+pub fn accepted(position: Position, events: Vec<EventEnvelope>) -> Accepted {
     let mut accepted = Accepted {
         position,
-        events: events
-            .iter()
-            .map(|envelope| serde_json::to_value(envelope).unwrap_or(Value::Null))
-            .collect(),
+        events: Vec::new(),
         issuance_id: None,
         redemption_id: None,
         transfer_id: None,
@@ -124,12 +121,9 @@ pub fn accepted_body(
         key_id: None,
         key: None,
     };
-    record_created_ids(&mut accepted, events);
-    let mut body = serde_json::to_value(&accepted).unwrap_or(Value::Null);
-    if let Value::Object(fields) = &mut body {
-        fields.extend(extra);
-    }
-    body
+    record_created_ids(&mut accepted, &events);
+    accepted.events = events;
+    accepted
 }
 
 /// The ids of what the command created, named as the contract names them.

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::answers::{BatchAnswer, BatchResult};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{decode_value, read_json_object};
@@ -24,7 +25,7 @@ use crate::routes::commands::{
     ExpiryRun, Hold, Issuance, MerchantApplication, Redemption, Reversal, Transfer, review_command,
 };
 use crate::server::AppState;
-use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted_body, count_command};
+use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted, count_command};
 
 pub const BATCH_COMMANDS_MAX: usize = 10_000;
 
@@ -272,7 +273,7 @@ pub async fn batch(
     }
     metrics::histogram!("api_batch_commands").record(items.len() as f64);
 
-    let mut results: Vec<Option<Value>> = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
     let mut requests = Vec::with_capacity(items.len());
     let mut kinds = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
@@ -282,12 +283,12 @@ pub async fn batch(
                 requests.push(request);
                 results.push(None);
             }
-            Err(error) => results.push(Some(error_result(error))),
+            Err(error) => results.push(Some(BatchResult::Refused(error_result(error)))),
         }
     }
     let outcomes = state.engine.submit_in_order(requests).await;
     let mut decided = outcomes.into_iter().zip(kinds);
-    let results: Vec<Value> = results
+    let results: Vec<BatchResult> = results
         .into_iter()
         .map(|result| {
             result.unwrap_or_else(|| match decided.next() {
@@ -295,23 +296,24 @@ pub async fn batch(
                     count_command(kind, outcome.as_ref().ok());
                     outcome_result(outcome)
                 }
-                None => error_result(ApiError::unavailable("no answer for this command")),
+                None => BatchResult::Refused(error_result(ApiError::unavailable(
+                    "no answer for this command",
+                ))),
             })
         })
         .collect();
-    Ok((StatusCode::OK, Json(json!({ "results": results }))))
+    Ok((StatusCode::OK, Json(BatchAnswer { results })))
 }
 
-fn outcome_result(outcome: Result<Outcome, ledger_core::engine::Unavailable>) -> Value {
+fn outcome_result(outcome: Result<Outcome, ledger_core::engine::Unavailable>) -> BatchResult {
     match outcome {
-        Ok(Outcome::Accepted { position, events }) => {
-            let mut body = accepted_body(position, &events, Map::new());
-            if let Value::Object(fields) = &mut body {
-                fields.insert("status".to_owned(), json!(201));
-            }
-            body
+        Ok(Outcome::Accepted { position, events }) => BatchResult::Accepted {
+            status: 201,
+            accepted: Box::new(accepted(position, events)),
+        },
+        Ok(Outcome::Rejected(rejection)) => BatchResult::Refused(error_result(rejection.into())),
+        Err(unavailable) => {
+            BatchResult::Refused(error_result(ApiError::unavailable(unavailable.reason)))
         }
-        Ok(Outcome::Rejected(rejection)) => error_result(rejection.into()),
-        Err(unavailable) => error_result(ApiError::unavailable(unavailable.reason)),
     }
 }

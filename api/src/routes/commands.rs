@@ -14,7 +14,6 @@ use ledger_core::domain::{Amount, Currency, Points, Timestamp};
 use ledger_core::engine::{Clock, SystemClock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::{Authenticated, hash_secret};
@@ -293,7 +292,7 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let command_id = command_id(&actor, headers, body_command_id)?;
     let outcome = submit(state, actor, command_id, command).await?;
-    Ok(respond(outcome, Map::new()))
+    Ok(respond(outcome, None))
 }
 
 /// The endpoints whose body maps straight onto one command.
@@ -369,10 +368,7 @@ pub async fn create_api_key(
         key_hash: hash_secret(&secret),
     };
     let outcome = submit(&state, actor, command_id, command).await?;
-    let mut extra = Map::new();
-    extra.insert("key_id".to_owned(), json!(key_id));
-    extra.insert("key".to_owned(), Value::String(secret));
-    Ok(respond(outcome, extra))
+    Ok(respond(outcome, Some((key_id, secret))))
 }
 
 pub async fn revoke_api_key(
