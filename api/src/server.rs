@@ -21,9 +21,21 @@ use crate::auth::KeyDerivation;
 use crate::config::Config;
 use crate::routes;
 
-/// What every handler shares.
+/// What every handler shares: one reference-counted value, because axum
+/// clones the state for every request.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
     pub engine: Engine,
     pub projections: Arc<LiveProjections>,
     pub log: Arc<FileLog>,
@@ -104,7 +116,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         directory = %config.data_dir.display(),
         "ledger open"
     );
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         engine,
         projections,
         log,
@@ -112,7 +124,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         key_derivation,
         config: Arc::new(config),
         shutdown,
-    })
+    })))
 }
 
 pub fn router(state: AppState) -> Router {
