@@ -26,17 +26,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CommandBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let mut object = read_json_object(request, state).await?;
-        let command_id = match object.remove("command_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(Uuid::parse_str(&text).map_err(|error| {
-                ApiError::validation("command_id", format!("not a UUID: {error}"))
-            })?),
-            Some(_) => {
-                return Err(ApiError::validation("command_id", "must be a UUID string"));
-            }
-        };
+        let command_id = command_id_field(object.remove("command_id"), "command_id")?;
         let body = decode_value(Value::Object(object), "")?;
         Ok(CommandBody { command_id, body })
+    }
+}
+
+/// An optional `command_id` field: absent, null, or a UUID string.
+pub fn command_id_field(value: Option<Value>, field: &str) -> Result<Option<Uuid>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Uuid::parse_str(&text)
+            .map(Some)
+            .map_err(|error| ApiError::validation(field, format!("not a UUID: {error}"))),
+        Some(_) => Err(ApiError::validation(field, "must be a UUID string")),
     }
 }
 

@@ -32,17 +32,7 @@ pub fn command_id(
     let Some(header) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(body_command_id.unwrap_or_else(Uuid::new_v4));
     };
-    let key = header
-        .to_str()
-        .ok()
-        .filter(|key| !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_LENGTH_MAX)
-        .ok_or_else(|| {
-            ApiError::validation(
-                "Idempotency-Key",
-                format!("must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} visible ASCII characters"),
-            )
-        })?;
-    let derived = idempotency_command_id(actor, key);
+    let derived = idempotency_key_command_id(actor, header.to_str().unwrap_or(""))?;
     match body_command_id {
         Some(from_body) if from_body != derived => Err(ApiError::validation(
             "command_id",
@@ -50,6 +40,22 @@ pub fn command_id(
         )),
         _ => Ok(derived),
     }
+}
+
+/// The command id an idempotency key stands for, for this API key.
+pub fn idempotency_key_command_id(actor: &Actor, key: &str) -> Result<Uuid, ApiError> {
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_LENGTH_MAX
+        || !key
+            .bytes()
+            .all(|byte| byte.is_ascii_graphic() || byte == b' ' || byte == b'\t')
+    {
+        return Err(ApiError::validation(
+            "Idempotency-Key",
+            format!("must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} visible ASCII characters"),
+        ));
+    }
+    Ok(idempotency_command_id(actor, key))
 }
 
 fn idempotency_command_id(actor: &Actor, key: &str) -> Uuid {

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ledger_core::domain::command::{Actor, Command};
 use ledger_core::domain::ids::{HoldId, KeyId, MerchantId};
@@ -20,12 +20,12 @@ use uuid::Uuid;
 use crate::answers::{BatchAnswer, BatchResult};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::extract::{decode_value, read_json_object};
+use crate::extract::{command_id_field, decode_value, read_json_object};
 use crate::routes::commands::{
     ExpiryRun, Hold, Issuance, MerchantApplication, Redemption, Reversal, Transfer, review_command,
 };
 use crate::server::AppState;
-use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted, count_command};
+use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted, count_command, idempotency_key_command_id};
 
 pub const BATCH_COMMANDS_MAX: usize = 10_000;
 
@@ -159,31 +159,9 @@ fn item_command_id(
     own: Option<Value>,
     prefix: &str,
 ) -> Result<Uuid, ApiError> {
-    let own = match own {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(Uuid::parse_str(&text).map_err(|error| {
-            ApiError::validation(
-                format!("{prefix}.command_id"),
-                format!("not a UUID: {error}"),
-            )
-        })?),
-        Some(_) => {
-            return Err(ApiError::validation(
-                format!("{prefix}.command_id"),
-                "must be a UUID string",
-            ));
-        }
-    };
+    let own = command_id_field(own, &format!("{prefix}.command_id"))?;
     match batch_key {
-        Some(key) => {
-            let mut headers = HeaderMap::new();
-            let item_key = format!("{key}#{index}");
-            let value = item_key.parse().map_err(|_| {
-                ApiError::validation("Idempotency-Key", "must be visible ASCII characters")
-            })?;
-            headers.insert(IDEMPOTENCY_KEY_HEADER, value);
-            crate::submit::command_id(actor, &headers, None)
-        }
+        Some(key) => idempotency_key_command_id(actor, &format!("{key}#{index}")),
         None => Ok(own.unwrap_or_else(Uuid::new_v4)),
     }
 }

@@ -23,19 +23,7 @@ pub const RETENTION_SECONDS_DEFAULT: u64 = 7 * 86_400;
 pub struct Fingerprint(#[serde(with = "hex_bytes")] pub [u8; 32]);
 
 #[cfg(feature = "schemas")]
-impl schemars::JsonSchema for Fingerprint {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Fingerprint".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$",
-            "description": "SHA-256 of the command and its actor, hex"
-        })
-    }
-}
+string_schema!(Fingerprint, { "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 of the command and its actor, hex" });
 
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};

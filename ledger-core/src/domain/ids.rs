@@ -92,19 +92,7 @@ macro_rules! external_id {
         }
 
         #[cfg(feature = "schemas")]
-        impl schemars::JsonSchema for $name {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($name).into()
-            }
-
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({
-                    "type": "string",
-                    "pattern": "^[A-Za-z0-9._:@-]{1,64}$",
-                    "description": "1 to 64 ASCII letters, digits and . _ : @ -"
-                })
-            }
-        }
+        string_schema!($name, { "pattern": "^[A-Za-z0-9._:@-]{1,64}$", "description": "1 to 64 ASCII letters, digits and . _ : @ -" });
 
         impl fmt::Debug for $name {
             fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

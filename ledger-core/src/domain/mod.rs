@@ -5,6 +5,23 @@
 //! randomness or generates ids. Time, ids and the actor arrive with the
 //! command; the tidy test in `tests/` enforces this.
 
+/// A JSON Schema for a type serialised as a string with its own format:
+/// `string_schema!(Type, { "pattern": ..., "description": ... })`.
+#[cfg(feature = "schemas")]
+macro_rules! string_schema {
+    ($name:ident, { $($schema:tt)* }) => {
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", $($schema)* })
+            }
+        }
+    };
+}
+
 pub mod apply;
 pub mod command;
 pub mod decide;

@@ -163,34 +163,10 @@ pub struct Money {
 }
 
 #[cfg(feature = "schemas")]
-impl schemars::JsonSchema for Amount {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Amount".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^-?[0-9]+(\\.[0-9]+)?$",
-            "description": "An exact decimal amount of money, as a string"
-        })
-    }
-}
+string_schema!(Amount, { "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "An exact decimal amount of money, as a string" });
 
 #[cfg(feature = "schemas")]
-impl schemars::JsonSchema for Currency {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Currency".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[A-Z]{3}$",
-            "description": "An ISO 4217 currency code"
-        })
-    }
-}
+string_schema!(Currency, { "pattern": "^[A-Z]{3}$", "description": "An ISO 4217 currency code" });
 
 #[cfg(test)]
 mod tests {

@@ -119,19 +119,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 #[cfg(feature = "schemas")]
-impl schemars::JsonSchema for Timestamp {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Timestamp".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "format": "date-time",
-            "description": "RFC 3339, UTC, microsecond precision"
-        })
-    }
-}
+string_schema!(Timestamp, { "format": "date-time", "description": "RFC 3339, UTC, microsecond precision" });
 
 #[cfg(test)]
 mod tests {
