@@ -34,6 +34,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (shutting_down, shutdown) = watch::channel(false);
     let state = crate::server::start(config, shutdown).await?;
     let engine = state.engine.clone();
+    let stopping = state.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -50,8 +51,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Every acknowledged command is already durable; this lets queued ones
     // finish and writes a snapshot so the next start is quick.
     engine.shutdown().await;
+    write_read_model_snapshot(&stopping).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The read models at the final head, so the next start need not fold the
+/// history again. Failing costs only that, so it is a warning.
+async fn write_read_model_snapshot(state: &crate::server::AppState) {
+    if let Err(error) = state.projections.catch_up(state.log.as_ref()).await {
+        tracing::warn!(%error, "the read models could not catch up for the final snapshot");
+        return;
+    }
+    state
+        .projections
+        .snapshot_logged(
+            std::sync::Arc::clone(&state.read_model_snapshots),
+            state.log.as_ref(),
+        )
+        .await;
 }
 
 async fn wait_for_signal() {

@@ -12,7 +12,6 @@ use ledger_core::engine::{Engine, EngineConfig, SystemClock};
 use ledger_core::store::snapshot::SnapshotStore;
 use ledger_core::store::storage::OsStorage;
 use ledger_core::store::{EventLog, FileLog, FileLogOptions, LogMode};
-use projections::Projections;
 use projections::live::LiveProjections;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -38,6 +37,7 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub engine: Engine,
     pub projections: Arc<LiveProjections>,
+    pub read_model_snapshots: Arc<SnapshotStore<OsStorage>>,
     pub log: Arc<FileLog>,
     pub admin_key_hash: Option<String>,
     pub key_derivation: KeyDerivation,
@@ -75,20 +75,37 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         snapshot_every_events: config.snapshot_every,
         idempotency_retention_seconds: config.idempotency_seconds,
     };
-    let snapshots = SnapshotStore::new(OsStorage, config.data_dir.join("snapshots"));
+    let snapshot_directory = config.data_dir.join("snapshots");
+    let read_model_snapshots = Arc::new(SnapshotStore::new(
+        OsStorage,
+        snapshot_directory.join("read-models"),
+    ));
     let engine = Engine::start(
         Arc::clone(&log),
-        Some(snapshots),
+        Some(SnapshotStore::new(OsStorage, snapshot_directory)),
         Arc::new(SystemClock),
         engine_config,
     )
     .await
     .context("cannot start the engine")?;
-    let projections = LiveProjections::new(Projections::new());
+    let projections = LiveProjections::new(
+        projections::snapshot::load(read_model_snapshots.as_ref(), log.as_ref())
+            .await
+            .context("cannot read the log to check the read-model snapshots")?,
+    );
+    let loaded_at = projections.position();
     projections
         .catch_up(log.as_ref())
         .await
         .context("cannot build the read models from the log")?;
+    if config.snapshot_every > 0 {
+        tokio::spawn(Arc::clone(&projections).snapshot_periodically(
+            Arc::clone(&read_model_snapshots),
+            Arc::clone(&log),
+            config.snapshot_every,
+            loaded_at,
+        ));
+    }
     let follower =
         Arc::clone(&projections).follow_engine(engine.subscribe_committed(), Arc::clone(&log));
     tokio::spawn(async move {
@@ -119,6 +136,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
     Ok(AppState(Arc::new(Shared {
         engine,
         projections,
+        read_model_snapshots,
         log,
         admin_key_hash: config.admin_key.as_deref().map(crate::auth::hash_secret),
         key_derivation,

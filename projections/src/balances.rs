@@ -7,9 +7,9 @@ use ledger_core::domain::event::{LotCredit, LotPortion};
 use ledger_core::domain::ids::{AccountId, HoldId, LotId, MerchantId};
 use ledger_core::domain::{Event, Points, Timestamp};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotBalance {
     pub lot_id: LotId,
     pub merchant_id: MerchantId,
@@ -18,7 +18,7 @@ pub struct LotBalance {
     pub expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountBalance {
     pub balance: Points,
     pub held: Points,
@@ -49,7 +49,7 @@ impl AccountBalance {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balances {
     accounts: FxHashMap<AccountId, AccountBalance>,
 }

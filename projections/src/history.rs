@@ -5,8 +5,9 @@ use ledger_core::domain::ids::AccountId;
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::Position;
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     positions: FxHashMap<AccountId, Vec<Position>>,
 }

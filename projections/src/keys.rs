@@ -5,8 +5,9 @@ use ledger_core::domain::Event;
 use ledger_core::domain::command::{Actor, Role};
 use ledger_core::domain::ids::{KeyId, MerchantId};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub key_id: KeyId,
     pub role: Role,
@@ -24,7 +25,7 @@ impl KeyRecord {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keys {
     /// Hex SHA-256 of the secret → the key.
     by_hash: FxHashMap<String, KeyRecord>,

@@ -6,7 +6,7 @@
 //! views, risk alerts. Each is a pure fold over event envelopes, idempotent
 //! by position and rebuildable from genesis; the server and the replay tool
 //! run the same code. `reconcile` compares them with the writer's state;
-//! `live` keeps them following the log.
+//! `live` keeps them following the log; `snapshot` saves and restores them.
 //!
 //! Architecture invariant: the folds are written from the events alone,
 //! independently of the domain's `apply`, so reconciliation between the two
@@ -19,14 +19,16 @@ pub mod live;
 pub mod reconcile;
 pub mod risk;
 pub mod settlements;
+pub mod snapshot;
 pub mod supply;
 
 use ledger_core::domain::Amount;
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::Position;
 
-/// Every read model, at one position.
-#[derive(Debug, Clone, Default)]
+/// Every read model, at one position. Serialisable for snapshots (see
+/// [`snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Projections {
     position: Position,
     pub balances: balances::Balances,

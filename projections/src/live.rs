@@ -58,6 +58,10 @@ impl LiveProjections {
         *self.position.borrow()
     }
 
+    pub(crate) fn watch_position(&self) -> watch::Receiver<Position> {
+        self.position.subscribe()
+    }
+
     pub async fn read(&self) -> RwLockReadGuard<'_, Projections> {
         self.projections.read().await
     }

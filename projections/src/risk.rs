@@ -6,7 +6,7 @@ use ledger_core::domain::event::RiskAlertRaised;
 use ledger_core::domain::ids::{AccountId, MerchantId};
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::Position;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,12 +17,46 @@ pub struct Alert {
     pub merchant_id: Option<MerchantId>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Risk {
+    #[serde(with = "alerts_as_tuples")]
     alerts: Vec<Alert>,
     /// Alerts of the command being applied, waiting for the event that
     /// names its merchant.
     open: Vec<(Uuid, usize)>,
+}
+
+/// An alert's own serde form merges the event's fields into it (for
+/// reports), which only self-describing formats can read back; snapshots
+/// keep each as a plain tuple.
+mod alerts_as_tuples {
+    use ledger_core::domain::event::RiskAlertRaised;
+    use ledger_core::domain::ids::MerchantId;
+    use ledger_core::store::Position;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Alert;
+
+    pub fn serialize<S: Serializer>(alerts: &[Alert], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            alerts
+                .iter()
+                .map(|alert| (alert.position, &alert.alert, &alert.merchant_id)),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Alert>, D::Error> {
+        let tuples =
+            Vec::<(Position, RiskAlertRaised, Option<MerchantId>)>::deserialize(deserializer)?;
+        Ok(tuples
+            .into_iter()
+            .map(|(position, alert, merchant_id)| Alert {
+                position,
+                alert,
+                merchant_id,
+            })
+            .collect())
+    }
 }
 
 impl Risk {

@@ -9,12 +9,12 @@ use ledger_core::domain::ids::MerchantId;
 use ledger_core::domain::state::MerchantStatus;
 use ledger_core::domain::{Amount, Currency, Event, Points, Timestamp};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{add_money, subtract_money};
 
 /// One merchant's movements, summed over some days.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MerchantTotals {
     pub points_issued: Points,
     /// Issuance cost, net of refunds from issuance reversals.
@@ -42,7 +42,7 @@ impl MerchantTotals {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MerchantAccount {
     pub name: String,
     pub currency: Currency,
@@ -51,11 +51,10 @@ pub struct MerchantAccount {
     pub deposits_total: Amount,
     /// Since the beginning.
     pub totals: MerchantTotals,
-    #[serde(skip)]
     days: BTreeMap<i64, MerchantTotals>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlements {
     merchants: FxHashMap<MerchantId, MerchantAccount>,
     /// (day, issuer, redeemer) → points, net of cancellations.

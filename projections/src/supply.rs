@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use ledger_core::domain::program::ProgramRules;
 use ledger_core::domain::state::{period_start, release_budget};
 use ledger_core::domain::{Event, Points, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupplyDay {
     pub issued: Points,
     /// Redemptions and captures, before cancellations (what the release
@@ -19,7 +19,7 @@ pub struct SupplyDay {
     pub reversed: Points,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Supply {
     rules: Option<ProgramRules>,
     pub issued_total: Points,

@@ -1,7 +1,7 @@
 //! A digest of the whole decision state, independent of hash-map iteration
 //! order: two states are the same exactly when their digests are. Used to
-//! prove determinism (replaying the events rebuilds the identical state) and
-//! to tag snapshots.
+//! prove determinism (replaying the events rebuilds the identical state,
+//! with or without a snapshot).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

@@ -25,14 +25,21 @@ pub struct Fingerprint(#[serde(with = "hex_bytes")] pub [u8; 32]);
 #[cfg(feature = "schemas")]
 string_schema!(Fingerprint, { "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 of the command and its actor, hex" });
 
+/// Hex in human-readable formats, the raw 32 bytes in binary ones.
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serde::Serialize::serialize(bytes, serializer);
+        }
         serializer.serialize_str(&hex::encode(bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        if !deserializer.is_human_readable() {
+            return <[u8; 32]>::deserialize(deserializer);
+        }
         let text = String::deserialize(deserializer)?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(text, &mut bytes).map_err(serde::de::Error::custom)?;

@@ -126,7 +126,14 @@ impl<Id: SequenceNumber, Record> SequenceTable<Id, Record> {
 
 impl<Id, Record: Serialize> Serialize for SequenceTable<Id, Record> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.chunks.iter().flatten())
+        // The length up front: binary formats (snapshots) need it, and a
+        // flattened iterator cannot tell it.
+        use serde::ser::SerializeSeq;
+        let mut sequence = serializer.serialize_seq(Some(self.length))?;
+        for record in self.chunks.iter().flatten() {
+            sequence.serialize_element(record)?;
+        }
+        sequence.end()
     }
 }
 

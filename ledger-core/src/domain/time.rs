@@ -101,8 +101,13 @@ impl fmt::Debug for Timestamp {
     }
 }
 
+/// RFC 3339 text in human-readable formats (JSON: events, the API);
+/// microseconds as an integer in binary ones (snapshots).
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serializer.serialize_i64(self.0);
+        }
         let text = self
             .to_offset_date_time()
             .and_then(|instant| instant.format(&Rfc3339).ok())
@@ -113,6 +118,9 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return i64::deserialize(deserializer).map(Timestamp);
+        }
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Timestamp::parse_rfc3339(&text).map_err(serde::de::Error::custom)
     }

@@ -115,7 +115,29 @@ pub enum StoredOutcome {
     /// Remembered in memory (and in snapshots); a rejection leaves nothing
     /// in the log, so one older than the newest snapshot is forgotten by a
     /// restart — harmless, since it had no effect to repeat.
-    Rejected(Rejection),
+    Rejected(#[serde(with = "rejection_as_json")] Rejection),
+}
+
+/// A rejection's serde form is internally tagged (its `code`), which only
+/// self-describing formats can read back; in the binary snapshot it is
+/// kept as its JSON text.
+mod rejection_as_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::Rejection;
+
+    pub fn serialize<S: Serializer>(
+        rejection: &Rejection,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(rejection).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Rejection, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// What a snapshot holds: everything the writer needs to resume.

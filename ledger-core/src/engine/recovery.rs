@@ -24,45 +24,6 @@ pub(super) struct Recovered {
     pub events_replayed: u64,
 }
 
-fn usable_snapshot<L: EventLog, S: Storage>(
-    log: &L,
-    store: &SnapshotStore<S>,
-    runtime: &Runtime,
-) -> Result<Option<(Position, WriterSnapshot)>, EngineError> {
-    let head = log.head();
-    for (position, path) in store.candidates()? {
-        let skip = |why: String| {
-            tracing::warn!(path = %path.display(), reason = %why, "ignoring a snapshot");
-        };
-        if position == 0 || position > head.position {
-            skip(format!(
-                "position {position} is not within the log (head {})",
-                head.position
-            ));
-            continue;
-        }
-        let snapshot = match store.read(&path) {
-            Ok(snapshot) => snapshot,
-            Err(why) => {
-                skip(why);
-                continue;
-            }
-        };
-        let record = runtime.block_on(log.read(position - 1, 1))?;
-        if record.first().map(|record| record.hash) != Some(snapshot.head_hash)
-            || snapshot.position != position
-        {
-            skip("its head hash does not match the log at its position".to_owned());
-            continue;
-        }
-        match serde_json::from_slice::<WriterSnapshot>(&snapshot.body) {
-            Ok(writer_state) => return Ok(Some((position, writer_state))),
-            Err(error) => skip(format!("its body does not decode: {error}")),
-        }
-    }
-    Ok(None)
-}
-
 /// The command whose events the replay is in the middle of.
 struct CommandSpan {
     command_id: Uuid,
@@ -79,7 +40,9 @@ pub(super) fn recover<L: EventLog, S: Storage>(
     runtime: &Runtime,
 ) -> Result<Recovered, EngineError> {
     let snapshot = match snapshots {
-        Some(store) => usable_snapshot(log, store, runtime)?,
+        Some(store) => {
+            runtime.block_on(store.newest_usable::<WriterSnapshot, _>(log, |_, _| Ok(())))?
+        }
         None => None,
     };
     let (mut after, mut recovered) = match snapshot {

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::idempotency::{Fingerprint, IdempotencyIndex, Lookup};
 use crate::domain::{Context, Rejection, State, Timestamp, apply, decide};
-use crate::store::snapshot::{Snapshot, SnapshotStore};
+use crate::store::snapshot::SnapshotStore;
 use crate::store::storage::Storage;
 use crate::store::{EventLog, Head, LogError};
 
@@ -392,29 +392,14 @@ fn write_snapshot<S: Storage>(
     idempotency: &IdempotencyIndex<StoredOutcome>,
     last_now: Timestamp,
 ) -> bool {
-    let body = match serde_json::to_vec(&WriterSnapshotRef {
+    let snapshot = WriterSnapshotRef {
         state,
         idempotency,
         last_now,
-    }) {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::warn!(%error, "could not serialise a snapshot");
-            return false;
-        }
     };
-    let snapshot = Snapshot {
-        position: head.position,
-        head_hash: head.hash,
-        body,
-    };
-    match store.write(&snapshot) {
-        Ok(()) => {
-            tracing::info!(
-                position = snapshot.position,
-                bytes = snapshot.body.len(),
-                "wrote a snapshot"
-            );
+    match store.save(head, &snapshot) {
+        Ok(bytes) => {
+            tracing::info!(position = head.position, bytes, "wrote a snapshot");
             true
         }
         Err(error) => {

@@ -278,8 +278,8 @@ async fn retries_get_the_first_answer_also_after_a_restart() {
         reused,
         Ok(Outcome::Rejected(Rejection::IdempotencyKeyReused))
     );
-    let refused = engine
-        .submit(request(
+    let refused_redemption = || {
+        request(
             501,
             Command::RedeemPoints {
                 account: account(9),
@@ -287,8 +287,9 @@ async fn retries_get_the_first_answer_also_after_a_restart() {
                 points: 1,
                 order_ref: OrderRef::parse("b").expect("valid"),
             },
-        ))
-        .await;
+        )
+    };
+    let refused = engine.submit(refused_redemption()).await;
     assert!(matches!(
         refused,
         Ok(Outcome::Rejected(Rejection::InsufficientPoints { .. }))
@@ -304,8 +305,8 @@ async fn retries_get_the_first_answer_also_after_a_restart() {
     drop(engine);
     drop(log);
 
-    // Restart from the log alone (snapshots removed) and from the snapshot.
-    for keep_snapshots in [false, true] {
+    // Restart from the snapshot, then from the log alone (snapshots removed).
+    for keep_snapshots in [true, false] {
         if !keep_snapshots {
             let _ = std::fs::remove_dir_all(directory.path().join("snapshots"));
         }
@@ -331,6 +332,18 @@ async fn retries_get_the_first_answer_also_after_a_restart() {
             reused,
             Ok(Outcome::Rejected(Rejection::IdempotencyKeyReused))
         );
+        if keep_snapshots {
+            // Rejections leave no event; only the snapshot remembers them.
+            // The different command first: a fresh decision of the original
+            // would record it again and hide a forgotten rejection.
+            assert_eq!(
+                engine
+                    .submit(request(501, issue(9, "o-9".into(), 10)))
+                    .await,
+                Ok(Outcome::Rejected(Rejection::IdempotencyKeyReused))
+            );
+            assert_eq!(engine.submit(refused_redemption()).await, refused);
+        }
         assert_eq!(log.head(), head, "no second effect");
         engine.shutdown().await;
     }
@@ -397,41 +410,65 @@ async fn restarts_with_and_without_snapshots_rebuild_the_identical_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_that_does_not_match_the_log_is_ignored() {
+async fn a_snapshot_that_does_not_match_the_log_or_does_not_decode_is_ignored() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let (log, engine) = started(directory.path(), EngineConfig::default()).await;
     set_up(&engine).await;
+    engine.shutdown().await;
+    drop(engine);
+    drop(log);
+    let store = snapshots(directory.path());
+    let (_, path) = store.candidates().expect("lists")[0].clone();
+    let older = store.read(&path).expect("reads");
+
+    let (log, engine) = started(directory.path(), EngineConfig::default()).await;
     submit_ok(&engine, 100, issue(1, "o-1".into(), 500)).await;
     let expected = engine.state_digest().await.expect("inspects");
     engine.shutdown().await;
     drop(engine);
     drop(log);
-
-    // A newer snapshot, at a real position, of a different state (empty),
-    // tagged with the wrong hash: it must not be trusted.
-    let store = snapshots(directory.path());
     let (position, path) = store.candidates().expect("lists")[0].clone();
     let genuine = store.read(&path).expect("reads");
-    let mut forged_body: serde_json::Value = serde_json::from_slice(&genuine.body).expect("json");
-    forged_body["state"] = serde_json::to_value(State::default()).expect("serialises");
-    std::fs::remove_file(&path).expect("removes");
-    store
-        .write(&Snapshot {
-            position,
-            head_hash: [0xAB; 32],
-            body: serde_json::to_vec(&forged_body).expect("serialises"),
-        })
-        .expect("writes");
-    let log = open_file_log(directory.path());
-    let engine = start(
-        log,
-        Some(snapshots(directory.path())),
-        clock(),
-        EngineConfig::default(),
-    )
-    .await;
-    assert_eq!(engine.state_digest().await.expect("inspects"), expected);
-    engine.shutdown().await;
+    assert!(position > older.position);
+
+    // Each forgery sits at the newest real position, where start-up looks
+    // first. Trusting either would lose the issuance.
+    let forgeries = [
+        (
+            "an older state tagged with a wrong hash",
+            Snapshot {
+                position,
+                head_hash: [0xAB; 32],
+                body: older.body.clone(),
+            },
+        ),
+        (
+            "the right hash but a body that does not decode",
+            Snapshot {
+                position,
+                head_hash: genuine.head_hash,
+                body: b"not a writer state".to_vec(),
+            },
+        ),
+    ];
+    for (forgery, snapshot) in forgeries {
+        std::fs::remove_file(&path).expect("removes");
+        store.write(&snapshot).expect("writes");
+        let log = open_file_log(directory.path());
+        let engine = start(
+            log,
+            Some(snapshots(directory.path())),
+            clock(),
+            EngineConfig::default(),
+        )
+        .await;
+        assert_eq!(
+            engine.state_digest().await.expect("inspects"),
+            expected,
+            "{forgery}"
+        );
+        engine.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

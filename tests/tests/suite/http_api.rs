@@ -755,6 +755,16 @@ fn idempotent_retries_answer_the_same_after_a_restart_and_after_kill_9() {
                 server.terminate().success(),
                 "SIGTERM ends the server with status 0"
             );
+            // The restart below serves from these restored read models
+            // (the log has nothing after them): keys and balances included.
+            let read_model_snapshots =
+                std::fs::read_dir(directory.path().join("snapshots").join("read-models"))
+                    .map(|entries| entries.count())
+                    .unwrap_or(0);
+            assert_eq!(
+                read_model_snapshots, 1,
+                "a graceful stop snapshots the read models"
+            );
             server.restart();
         } else {
             server.restart();

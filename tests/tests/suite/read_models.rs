@@ -10,9 +10,12 @@ use ledger_core::domain::ids::{AccountId, KeyId, MerchantId, OrderRef};
 use ledger_core::domain::money::Currency;
 use ledger_core::domain::program::{ProgramRules, ReleasePolicy};
 use ledger_core::domain::{Amount, Timestamp};
-use ledger_core::engine::{CommandRequest, Engine, EngineConfig, ManualClock, Outcome};
+use ledger_core::engine::{
+    CommandRequest, Engine, EngineConfig, EventEnvelope, ManualClock, Outcome,
+};
+use ledger_core::store::snapshot::{Snapshot, SnapshotStore, encode_body};
 use ledger_core::store::storage::OsStorage;
-use ledger_core::store::{FileLog, FileLogOptions, LogMode};
+use ledger_core::store::{EventLog, FileLog, FileLogOptions, Head, LogMode};
 use projections::Projections;
 use projections::live::LiveProjections;
 use projections::reconcile::{Difference, WriterSummary, reconcile};
@@ -249,8 +252,7 @@ async fn reconciliation_agrees_with_the_writer_and_reports_a_planted_difference(
     // The writer's state, rebuilt from the same log by the domain's apply.
     let mut state = ledger_core::domain::State::default();
     for record in log.read_blocking(0, usize::MAX).expect("reads") {
-        let envelope =
-            ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+        let envelope = EventEnvelope::decode(&record.payload).expect("decodes");
         ledger_core::domain::apply(&mut state, &envelope.event);
     }
     let live = LiveProjections::new(Projections::new());
@@ -349,7 +351,7 @@ async fn queries_can_wait_for_their_own_writes() {
 
 #[test]
 fn applying_is_idempotent_by_position_and_refuses_gaps() {
-    let envelope = |position: u64| ledger_core::engine::EventEnvelope {
+    let envelope = |position: u64| EventEnvelope {
         position,
         event_id: Uuid::from_u128(u128::from(position)),
         schema_version: 1,
@@ -425,4 +427,108 @@ async fn the_in_process_feed_keeps_the_read_models_current_and_fills_gaps_from_t
     // The feed closes with the engine; the follower ends cleanly.
     let ended = tokio::time::timeout(Duration::from_secs(5), follower).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_model_snapshots_restore_the_models_and_untrustworthy_ones_are_ignored() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (log, engine, _) = run_story(&directory.path().join("log")).await;
+    engine.shutdown().await;
+    let store = Arc::new(SnapshotStore::new(
+        OsStorage,
+        directory.path().join("read-models"),
+    ));
+
+    // A genuine snapshot part-way through the story...
+    let early_position = 5;
+    let records = log.read(0, early_position as usize).await.expect("reads");
+    let mut early = Projections::new();
+    for record in &records {
+        early
+            .apply(&EventEnvelope::decode(&record.payload).expect("decodes"))
+            .expect("applies");
+    }
+    let early_head = Head {
+        position: early_position,
+        hash: records.last().expect("five records").hash,
+    };
+    store.save(early_head, &early).expect("saves");
+    // ...and one at the head, written by the live read models.
+    let live = LiveProjections::new(Projections::new());
+    live.catch_up(log.as_ref()).await.expect("catches up");
+    let written = live
+        .write_snapshot(Arc::clone(&store), log.as_ref())
+        .await
+        .expect("writes")
+        .expect("something to write");
+    let head = log.head();
+    assert_eq!(written.position, head.position);
+    let full = live.read().await.clone();
+    let loaded = projections::snapshot::load(store.as_ref(), log.as_ref())
+        .await
+        .expect("reads the log");
+    assert_eq!(loaded, full, "the newest snapshot restores the read models");
+
+    // Each forgery takes the newest snapshot's place; start-up must fall
+    // back to the genuine early one and catch up from there.
+    let early_body = encode_body(&early).expect("encodes");
+    let forgeries = [
+        (
+            "an older state under a wrong hash",
+            [0xAB; 32],
+            early_body.clone(),
+        ),
+        ("an older state under the right hash", head.hash, early_body),
+        (
+            "a body that does not decode",
+            head.hash,
+            b"not read models".to_vec(),
+        ),
+    ];
+    for (forgery, head_hash, body) in forgeries {
+        store
+            .write(&Snapshot {
+                position: head.position,
+                head_hash,
+                body,
+            })
+            .expect("writes");
+        let loaded = projections::snapshot::load(store.as_ref(), log.as_ref())
+            .await
+            .expect("reads the log");
+        assert_eq!(loaded.position(), early_position, "{forgery}");
+        let restarted = LiveProjections::new(loaded);
+        restarted.catch_up(log.as_ref()).await.expect("catches up");
+        assert_eq!(*restarted.read().await, full, "{forgery}");
+    }
+
+    // Periodic snapshots follow the read models as they move.
+    let periodic = Arc::new(SnapshotStore::new(
+        OsStorage,
+        directory.path().join("periodic"),
+    ));
+    let fresh = LiveProjections::new(Projections::new());
+    tokio::spawn(Arc::clone(&fresh).snapshot_periodically(
+        Arc::clone(&periodic),
+        Arc::clone(&log),
+        4,
+        0,
+    ));
+    fresh.catch_up(log.as_ref()).await.expect("catches up");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let newest = periodic.candidates().expect("lists");
+        if newest.first().map(|(position, _)| *position) == Some(head.position) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no periodic snapshot at the head: {newest:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loaded = projections::snapshot::load(periodic.as_ref(), log.as_ref())
+        .await
+        .expect("reads the log");
+    assert_eq!(loaded, full);
 }
