@@ -47,8 +47,10 @@ pub struct Config {
     #[arg(long, env = "LEDGER_QUEUE_CAPACITY", default_value_t = 65_536)]
     pub queue_capacity: usize,
 
-    /// Snapshot the writer's state every this many events (0: only at
-    /// shutdown).
+    /// Snapshot the writer's state and the read models every this many
+    /// events (0: only at shutdown), so a restart replays only the log's
+    /// tail. Snapshots live in `<data-dir>/snapshots`; any that does not
+    /// match the log is ignored.
     #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", default_value_t = 1_000_000)]
     pub snapshot_every: u64,
 

@@ -64,13 +64,9 @@ impl Balances {
     }
 
     fn entry(&mut self, account: &AccountId) -> &mut AccountBalance {
-        if !self.accounts.contains_key(account) {
-            self.accounts
-                .insert(account.clone(), AccountBalance::default());
-        }
-        self.accounts
-            .get_mut(account)
-            .unwrap_or_else(|| unreachable!("inserted just above"))
+        // One lookup: cloning the id is a reference count, while a second
+        // probe of a map of every account is a cache miss (measured).
+        self.accounts.entry(account.clone()).or_default()
     }
 
     fn take(&mut self, account: &AccountId, portions: &[LotPortion]) {

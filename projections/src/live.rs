@@ -25,6 +25,9 @@ pub struct LiveProjections {
     projections: RwLock<Projections>,
     position: watch::Sender<Position>,
     pending_reconciliation: std::sync::Mutex<Option<PendingReconciliation>>,
+    /// One snapshot at a time: a periodic one and the one at shutdown must
+    /// not write the same file at once.
+    pub(crate) snapshotting: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +54,7 @@ impl LiveProjections {
             projections: RwLock::new(projections),
             position: watch::Sender::new(position),
             pending_reconciliation: std::sync::Mutex::new(None),
+            snapshotting: tokio::sync::Mutex::new(()),
         })
     }
 

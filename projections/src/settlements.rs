@@ -57,8 +57,10 @@ pub struct MerchantAccount {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlements {
     merchants: FxHashMap<MerchantId, MerchantAccount>,
-    /// (day, issuer, redeemer) → points, net of cancellations.
-    clearing: BTreeMap<(i64, MerchantId, MerchantId), i128>,
+    /// Day → (issuer, redeemer) → points, net of cancellations. Hashed
+    /// within the day: a B-tree keyed by merchant-name pairs compared
+    /// strings at every level for every redeemed lot.
+    clearing: BTreeMap<i64, FxHashMap<(MerchantId, MerchantId), i128>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,14 +110,12 @@ impl Settlements {
     }
 
     fn clear(&mut self, at: Timestamp, redeemer: &MerchantId, portions: &[LotPortion], sign: i128) {
+        if portions.is_empty() {
+            return;
+        }
+        let day = self.clearing.entry(at.day_index()).or_default();
         for portion in portions {
-            *self
-                .clearing
-                .entry((
-                    at.day_index(),
-                    portion.origin_merchant_id.clone(),
-                    redeemer.clone(),
-                ))
+            *day.entry((portion.origin_merchant_id.clone(), redeemer.clone()))
                 .or_default() += sign * i128::from(portion.points);
         }
     }
@@ -230,6 +230,8 @@ impl Settlements {
     /// Per merchant, and the clearing matrix, over UTC days
     /// `from_day..to_day` (`to_day` exclusive).
     pub fn report(&self, from_day: i64, to_day: i64) -> SettlementReport {
+        // An empty or inverted range is an empty period (`range` would panic).
+        let to_day = to_day.max(from_day);
         let mut merchants: Vec<MerchantSettlement> = self
             .merchants
             .iter()
@@ -248,8 +250,8 @@ impl Settlements {
             .collect();
         merchants.sort_by(|left, right| left.merchant_id.cmp(&right.merchant_id));
         let mut matrix: BTreeMap<(MerchantId, MerchantId), i128> = BTreeMap::new();
-        for ((day, issuer, redeemer), points) in &self.clearing {
-            if (from_day..to_day).contains(day) {
+        for (_, day) in self.clearing.range(from_day..to_day) {
+            for ((issuer, redeemer), points) in day {
                 *matrix
                     .entry((issuer.clone(), redeemer.clone()))
                     .or_default() += points;

@@ -91,6 +91,7 @@ impl LiveProjections {
         store: Arc<SnapshotStore<S>>,
         log: &L,
     ) -> Option<Position> {
+        let _one_at_a_time = self.snapshotting.lock().await;
         let newest = store
             .candidates()
             .ok()

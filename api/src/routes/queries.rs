@@ -242,6 +242,11 @@ pub async fn settlements(
         .as_deref()
         .map(|text| day_index("to", text))
         .transpose()?;
+    if let (Some(from), Some(to)) = (from_day, to_day)
+        && from > to
+    {
+        return Err(ApiError::validation("to", "must not be before `from`"));
+    }
     let models = read_models(&state, period.min_position).await?;
     let report = models
         .settlements

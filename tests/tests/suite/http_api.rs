@@ -456,6 +456,12 @@ fn every_error_code_of_the_contract_and_no_event_from_a_refusal() {
         "bad date",
     );
     refused(
+        &server.admin("GET", "/v1/settlements?from=2026-12-01&to=2026-11-01", None),
+        400,
+        "validation_error",
+        "a period that ends before it starts",
+    );
+    refused(
         &server.admin("POST", "/v1/holds/abc/capture", None),
         400,
         "validation_error",
