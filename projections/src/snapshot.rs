@@ -79,7 +79,8 @@ impl LiveProjections {
             position,
             hash: record.hash,
         };
-        let bytes = tokio::task::spawn_blocking(move || store.save(head, &copy)).await??;
+        let bytes =
+            tokio::task::spawn_blocking(move || store.save("read_models", head, &copy)).await??;
         Ok(Some(Written { position, bytes }))
     }
 
@@ -100,14 +101,7 @@ impl LiveProjections {
             return newest;
         }
         match self.write_snapshot(store, log).await {
-            Ok(Some(written)) => {
-                tracing::info!(
-                    position = written.position,
-                    bytes = written.bytes,
-                    "wrote a read-model snapshot"
-                );
-                Some(written.position)
-            }
+            Ok(Some(written)) => Some(written.position),
             Ok(None) => None,
             Err(error) => {
                 tracing::warn!(%error, "could not write a read-model snapshot");

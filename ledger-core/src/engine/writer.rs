@@ -397,11 +397,8 @@ fn write_snapshot<S: Storage>(
         idempotency,
         last_now,
     };
-    match store.save(head, &snapshot) {
-        Ok(bytes) => {
-            tracing::info!(position = head.position, bytes, "wrote a snapshot");
-            true
-        }
+    match store.save("writer", head, &snapshot) {
+        Ok(_) => true,
         Err(error) => {
             tracing::warn!(%error, "could not write a snapshot");
             false

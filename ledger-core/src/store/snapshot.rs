@@ -79,8 +79,16 @@ impl<S: Storage> SnapshotStore<S> {
     }
 
     /// Serialises `value` and stores it as the snapshot at `head`; returns
-    /// the body's size in bytes.
-    pub fn save<T: Serialize>(&self, head: Head, value: &T) -> Result<usize, SnapshotError> {
+    /// the body's size in bytes. `kind` (what the snapshot holds) labels
+    /// the log line and the metrics `ledger_snapshot_bytes`,
+    /// `ledger_snapshot_position` and `ledger_snapshot_seconds`.
+    pub fn save<T: Serialize>(
+        &self,
+        kind: &'static str,
+        head: Head,
+        value: &T,
+    ) -> Result<usize, SnapshotError> {
+        let started = std::time::Instant::now();
         let body = encode_body(value)?;
         let bytes = body.len();
         self.write(&Snapshot {
@@ -88,6 +96,17 @@ impl<S: Storage> SnapshotStore<S> {
             head_hash: head.hash,
             body,
         })?;
+        let seconds = started.elapsed().as_secs_f64();
+        metrics::gauge!("ledger_snapshot_bytes", "kind" => kind).set(bytes as f64);
+        metrics::gauge!("ledger_snapshot_position", "kind" => kind).set(head.position as f64);
+        metrics::histogram!("ledger_snapshot_seconds", "kind" => kind).record(seconds);
+        tracing::info!(
+            kind,
+            position = head.position,
+            bytes,
+            seconds,
+            "wrote a snapshot"
+        );
         Ok(bytes)
     }
 
@@ -155,7 +174,12 @@ impl<S: Storage> SnapshotStore<S> {
         self.storage
             .replace(&path, &bytes)
             .map_err(|error| LogError::io("write snapshot", &path, error))?;
-        for (_, old) in self.candidates()?.into_iter().skip(KEPT) {
+        let superseded = self
+            .candidates()?
+            .into_iter()
+            .skip(KEPT)
+            .map(|(_, old)| old);
+        for old in superseded.chain(self.leftovers()) {
             if let Err(error) = self.storage.remove(&old) {
                 tracing::warn!(path = %old.display(), %error, "could not remove an old snapshot");
             }
@@ -178,6 +202,21 @@ impl<S: Storage> SnapshotStore<S> {
             .collect();
         found.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
         Ok(found)
+    }
+
+    /// Files set aside by writes that never finished (the process stopped
+    /// between writing and renaming): as large as a snapshot, and nothing
+    /// else would ever remove them. Only one snapshot of a directory is
+    /// written at a time, so after a write none is in progress.
+    fn leftovers(&self) -> Vec<PathBuf> {
+        let Ok(names) = self.storage.list(&self.directory) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter(|name| name.starts_with("snapshot-") && name.ends_with(".tmp"))
+            .map(|name| self.directory.join(name))
+            .collect()
     }
 
     /// Reads and checks one snapshot file; `Err` explains why it is unusable.
@@ -263,6 +302,36 @@ mod tests {
         assert_eq!(
             store.read(&candidates[0].1),
             Err("body checksum mismatch".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_write_removes_what_unfinished_writes_left_behind() {
+        let storage = SimulatedStorage::new();
+        let directory = PathBuf::from("/data/snapshots");
+        let store = SnapshotStore::new(storage.clone(), directory.clone());
+        let snapshot = |position: u64| Snapshot {
+            position,
+            head_hash: [1; 32],
+            body: vec![7; 16],
+        };
+        store.write(&snapshot(10)).expect("writes");
+        let leftover = directory.join("snapshot-00000000000000000015.tmp");
+        let unrelated = directory.join("notes.tmp");
+        storage
+            .replace(&leftover, b"half a snapshot")
+            .expect("writes");
+        storage.replace(&unrelated, b"not ours").expect("writes");
+        store.write(&snapshot(20)).expect("writes");
+        let mut names = storage.list(&directory).expect("lists");
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "notes.tmp".to_owned(),
+                "snapshot-00000000000000000010.snap".to_owned(),
+                "snapshot-00000000000000000020.snap".to_owned(),
+            ]
         );
     }
 }

@@ -970,7 +970,15 @@ fn the_event_stream_delivers_live_events_and_resumes_after_the_last_seen() {
 #[test]
 fn health_readiness_and_metrics_report_the_server() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let server = start_with(directory.path(), &["--reconcile-interval-seconds", "1"]);
+    let server = start_with(
+        directory.path(),
+        &[
+            "--reconcile-interval-seconds",
+            "1",
+            "--snapshot-every",
+            "100",
+        ],
+    );
     alliance(&server, json!({"supply_cap": 100_000}));
     accepted(&issue(&server, "alice", "cafe", "m-1", 5), "issuance");
     refused(
@@ -1053,6 +1061,31 @@ fn health_readiness_and_metrics_report_the_server() {
         }
         assert!(agreed, "no reconciliation agreed within 10 s");
     });
+
+    // The load above crossed --snapshot-every: both kinds of snapshot were
+    // written in the background, and say so.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = server
+            .try_request("GET", "/metrics", None, &[])
+            .expect("answered")
+            .text;
+        if ["writer", "read_models"].iter().all(|kind| {
+            metrics.contains(&format!(r#"ledger_snapshot_bytes{{kind="{kind}"}}"#))
+                && metrics.contains(&format!(
+                    r#"ledger_snapshot_seconds_count{{kind="{kind}"}}"#
+                ))
+        }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for kind in ["writer", "read_models"] {
+        assert!(
+            metrics.contains(&format!(r#"ledger_snapshot_bytes{{kind="{kind}"}}"#)),
+            "no {kind} snapshot metric within 10 s in\n{metrics}"
+        );
+    }
 }
 
 #[test]

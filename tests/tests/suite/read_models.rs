@@ -452,7 +452,9 @@ async fn read_model_snapshots_restore_the_models_and_untrustworthy_ones_are_igno
         position: early_position,
         hash: records.last().expect("five records").hash,
     };
-    store.save(early_head, &early).expect("saves");
+    store
+        .save("read_models", early_head, &early)
+        .expect("saves");
     // ...and one at the head, written by the live read models.
     let live = LiveProjections::new(Projections::new());
     live.catch_up(log.as_ref()).await.expect("catches up");
