@@ -69,6 +69,13 @@ pub struct Config {
     #[arg(long, env = "LEDGER_RECONCILE_INTERVAL_SECONDS", default_value_t = 60)]
     pub reconcile_interval_seconds: u64,
 
+    /// How many events the read models may trail the log's head while
+    /// `/readyz` still reports ready. Under load they always trail by the
+    /// batch being applied; requiring zero would make readiness flap. A
+    /// follower that stopped falls behind without bound and turns it off.
+    #[arg(long, env = "LEDGER_READY_MAX_LAG_EVENTS", default_value_t = 10_000)]
+    pub ready_max_lag_events: u64,
+
     /// Largest request body, in bytes; larger ones are refused before they
     /// are read whole.
     #[arg(long, env = "LEDGER_BODY_LIMIT_BYTES", default_value_t = 8 << 20)]

@@ -76,6 +76,18 @@ async fn openapi() -> impl IntoResponse {
 }
 
 /// The process is up.
+/// Ready: the writer takes commands and the read models are within
+/// `max_lag` events of the head.
+fn readiness(status: EngineStatus, head: u64, applied: u64, max_lag: u64) -> (bool, String) {
+    match status {
+        EngineStatus::Running { .. } => (
+            head.saturating_sub(applied) <= max_lag,
+            "running".to_owned(),
+        ),
+        EngineStatus::Stopped { reason } => (false, format!("stopped: {reason}")),
+    }
+}
+
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
@@ -84,10 +96,12 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let head = ledger_core::store::EventLog::head(state.log.as_ref()).position;
     let applied = state.projections.position();
-    let (ready, writer) = match state.engine.status() {
-        EngineStatus::Running { .. } => (applied >= head, "running".to_owned()),
-        EngineStatus::Stopped { reason } => (false, format!("stopped: {reason}")),
-    };
+    let (ready, writer) = readiness(
+        state.engine.status(),
+        head,
+        applied,
+        state.config.ready_max_lag_events,
+    );
     let status = if ready {
         StatusCode::OK
     } else {
@@ -102,4 +116,40 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             projections_position: applied,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::store::Head;
+
+    use super::*;
+
+    fn running() -> EngineStatus {
+        EngineStatus::Running {
+            head: Head {
+                position: 0,
+                hash: [0; 32],
+            },
+        }
+    }
+
+    #[test]
+    fn ready_while_the_read_models_keep_up_and_the_writer_runs() {
+        assert_eq!(readiness(running(), 500, 500, 0), (true, "running".into()));
+        assert!(
+            readiness(running(), 500, 400, 100).0,
+            "100 behind, 100 allowed"
+        );
+        assert!(
+            !readiness(running(), 500, 399, 100).0,
+            "101 behind, 100 allowed"
+        );
+        let stopped = EngineStatus::Stopped {
+            reason: "disk full".into(),
+        };
+        assert_eq!(
+            readiness(stopped, 500, 500, 100),
+            (false, "stopped: disk full".into())
+        );
+    }
 }
