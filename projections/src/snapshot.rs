@@ -6,12 +6,20 @@
 
 use std::sync::Arc;
 
-use ledger_core::store::snapshot::{SnapshotError, SnapshotStore};
+use ledger_core::store::snapshot::{SnapshotError, SnapshotKind, SnapshotStore};
 use ledger_core::store::storage::Storage;
 use ledger_core::store::{EventLog, Head, LogError, Position};
 
 use crate::Projections;
 use crate::live::LiveProjections;
+
+/// Read-model snapshots. Bump `layout` whenever the serialised shape of
+/// [`Projections`] changes: snapshots of another layout are then skipped
+/// instead of misread.
+pub const READ_MODELS_SNAPSHOT: SnapshotKind = SnapshotKind {
+    name: "read_models",
+    layout: 1,
+};
 
 /// The read models of the newest usable snapshot, or empty ones.
 pub async fn load<L: EventLog, S: Storage>(
@@ -28,7 +36,10 @@ pub async fn load<L: EventLog, S: Storage>(
             ))
         }
     };
-    match store.newest_usable(log, at_its_position).await? {
+    match store
+        .newest_usable(READ_MODELS_SNAPSHOT, log, at_its_position)
+        .await?
+    {
         Some((position, projections)) => {
             tracing::info!(position, "starting the read models from a snapshot");
             Ok(projections)
@@ -80,7 +91,8 @@ impl LiveProjections {
             hash: record.hash,
         };
         let bytes =
-            tokio::task::spawn_blocking(move || store.save("read_models", head, &copy)).await??;
+            tokio::task::spawn_blocking(move || store.save(READ_MODELS_SNAPSHOT, head, &copy))
+                .await??;
         Ok(Some(Written { position, bytes }))
     }
 

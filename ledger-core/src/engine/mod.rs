@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::domain::command::{Actor, Command};
 use crate::domain::idempotency::RETENTION_SECONDS_DEFAULT;
 use crate::domain::{Rejection, State};
-use crate::store::snapshot::SnapshotStore;
+use crate::store::snapshot::{SnapshotKind, SnapshotStore};
 use crate::store::storage::Storage;
 use crate::store::{EventLog, Head, LogError, Position};
 
@@ -139,6 +139,14 @@ mod rejection_as_json {
         serde_json::from_str(&text).map_err(serde::de::Error::custom)
     }
 }
+
+/// The writer's snapshots. Bump `layout` whenever the serialised shape of
+/// [`WriterSnapshot`] changes (its state, idempotency index or outcomes):
+/// snapshots of another layout are then skipped instead of misread.
+pub const WRITER_SNAPSHOT: SnapshotKind = SnapshotKind {
+    name: "writer",
+    layout: 1,
+};
 
 /// What a snapshot holds: everything the writer needs to resume.
 #[derive(Debug, Serialize, Deserialize)]

@@ -40,9 +40,11 @@ pub(super) fn recover<L: EventLog, S: Storage>(
     runtime: &Runtime,
 ) -> Result<Recovered, EngineError> {
     let snapshot = match snapshots {
-        Some(store) => {
-            runtime.block_on(store.newest_usable::<WriterSnapshot, _>(log, |_, _| Ok(())))?
-        }
+        Some(store) => runtime.block_on(store.newest_usable::<WriterSnapshot, _>(
+            super::WRITER_SNAPSHOT,
+            log,
+            |_, _| Ok(()),
+        ))?,
         None => None,
     };
     let (mut after, mut recovered) = match snapshot {

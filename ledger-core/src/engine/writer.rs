@@ -397,7 +397,7 @@ fn write_snapshot<S: Storage>(
         idempotency,
         last_now,
     };
-    match store.save("writer", head, &snapshot) {
+    match store.save(super::WRITER_SNAPSHOT, head, &snapshot) {
         Ok(_) => true,
         Err(error) => {
             tracing::warn!(%error, "could not write a snapshot");

@@ -433,6 +433,7 @@ async fn a_snapshot_that_does_not_match_the_log_or_does_not_decode_is_ignored() 
 
     // Each forgery sits at the newest real position, where start-up looks
     // first. Trusting either would lose the issuance.
+    let layout = ledger_core::engine::WRITER_SNAPSHOT.layout;
     let forgeries = [
         (
             "an older state tagged with a wrong hash",
@@ -447,7 +448,15 @@ async fn a_snapshot_that_does_not_match_the_log_or_does_not_decode_is_ignored() 
             Snapshot {
                 position,
                 head_hash: genuine.head_hash,
-                body: b"not a writer state".to_vec(),
+                body: [&layout.to_le_bytes()[..], b"not a writer state"].concat(),
+            },
+        ),
+        (
+            "an older state under the right hash, in another layout",
+            Snapshot {
+                position,
+                head_hash: genuine.head_hash,
+                body: [&(layout + 1).to_le_bytes()[..], &older.body[4..]].concat(),
             },
         ),
     ];

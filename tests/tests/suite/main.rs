@@ -6,4 +6,5 @@ mod event_log;
 mod http_api;
 mod read_models;
 mod replay;
+mod snapshot_layout;
 mod tidy;

@@ -13,7 +13,7 @@ use ledger_core::domain::{Amount, Timestamp};
 use ledger_core::engine::{
     CommandRequest, Engine, EngineConfig, EventEnvelope, ManualClock, Outcome,
 };
-use ledger_core::store::snapshot::{Snapshot, SnapshotStore, encode_body};
+use ledger_core::store::snapshot::{Snapshot, SnapshotStore};
 use ledger_core::store::storage::OsStorage;
 use ledger_core::store::{EventLog, FileLog, FileLogOptions, Head, LogMode};
 use projections::Projections;
@@ -21,7 +21,7 @@ use projections::live::LiveProjections;
 use projections::reconcile::{Difference, WriterSummary, reconcile};
 use uuid::Uuid;
 
-fn admin() -> Actor {
+pub(super) fn admin() -> Actor {
     Actor {
         key_id: KeyId::parse("admin").expect("valid"),
         role: Role::Admin,
@@ -33,15 +33,15 @@ fn amount(text: &str) -> Amount {
     text.parse().expect("valid amount")
 }
 
-fn merchant(name: &str) -> MerchantId {
+pub(super) fn merchant(name: &str) -> MerchantId {
     MerchantId::parse(name).expect("valid")
 }
 
-fn account(name: &str) -> AccountId {
+pub(super) fn account(name: &str) -> AccountId {
     AccountId::parse(name).expect("valid")
 }
 
-fn story() -> Vec<Command> {
+pub(super) fn story() -> Vec<Command> {
     let mut rules = ProgramRules::with_cap(1_000_000);
     rules.release = Some(ReleasePolicy {
         period_days: 1,
@@ -95,6 +95,20 @@ fn story() -> Vec<Command> {
 }
 
 async fn run_story(directory: &std::path::Path) -> (Arc<FileLog>, Engine, Vec<Outcome>) {
+    let (log, engine, outcomes) = run_commands(directory, None, story()).await;
+    for outcome in &outcomes {
+        assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    }
+    (log, engine, outcomes)
+}
+
+/// `commands` through an engine on a file log in `directory` (with writer
+/// snapshots in `snapshots`), at a fixed time, as the admin.
+pub(super) async fn run_commands(
+    directory: &std::path::Path,
+    snapshots: Option<SnapshotStore<OsStorage>>,
+    commands: Vec<Command>,
+) -> (Arc<FileLog>, Engine, Vec<Outcome>) {
     let log = Arc::new(
         FileLog::open_with(
             OsStorage,
@@ -109,12 +123,11 @@ async fn run_story(directory: &std::path::Path) -> (Arc<FileLog>, Engine, Vec<Ou
     let clock = Arc::new(ManualClock::at(
         Timestamp::parse_rfc3339("2026-03-10T12:00:00Z").expect("valid"),
     ));
-    let engine =
-        Engine::start::<_, OsStorage>(Arc::clone(&log), None, clock, EngineConfig::default())
-            .await
-            .expect("starts");
+    let engine = Engine::start(Arc::clone(&log), snapshots, clock, EngineConfig::default())
+        .await
+        .expect("starts");
     let mut outcomes = Vec::new();
-    for (index, command) in story().into_iter().enumerate() {
+    for (index, command) in commands.into_iter().enumerate() {
         let outcome = engine
             .submit(CommandRequest {
                 command_id: Uuid::from_u128(index as u128 + 1),
@@ -123,7 +136,6 @@ async fn run_story(directory: &std::path::Path) -> (Arc<FileLog>, Engine, Vec<Ou
             })
             .await
             .expect("available");
-        assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
         outcomes.push(outcome);
     }
     (log, engine, outcomes)
@@ -453,7 +465,11 @@ async fn read_model_snapshots_restore_the_models_and_untrustworthy_ones_are_igno
         hash: records.last().expect("five records").hash,
     };
     store
-        .save("read_models", early_head, &early)
+        .save(
+            projections::snapshot::READ_MODELS_SNAPSHOT,
+            early_head,
+            &early,
+        )
         .expect("saves");
     // ...and one at the head, written by the live read models.
     let live = LiveProjections::new(Projections::new());
@@ -473,7 +489,14 @@ async fn read_model_snapshots_restore_the_models_and_untrustworthy_ones_are_igno
 
     // Each forgery takes the newest snapshot's place; start-up must fall
     // back to the genuine early one and catch up from there.
-    let early_body = encode_body(&early).expect("encodes");
+    let candidates = store.candidates().expect("lists");
+    let early_body = store.read(&candidates[1].1).expect("reads").body;
+    let genuine_body = store.read(&candidates[0].1).expect("reads").body;
+    let layout = projections::snapshot::READ_MODELS_SNAPSHOT.layout;
+    let mut undecodable = layout.to_le_bytes().to_vec();
+    undecodable.extend_from_slice(b"not read models");
+    let mut other_layout = genuine_body.clone();
+    other_layout[..4].copy_from_slice(&(layout + 1).to_le_bytes());
     let forgeries = [
         (
             "an older state under a wrong hash",
@@ -481,10 +504,11 @@ async fn read_model_snapshots_restore_the_models_and_untrustworthy_ones_are_igno
             early_body.clone(),
         ),
         ("an older state under the right hash", head.hash, early_body),
+        ("a body that does not decode", head.hash, undecodable),
         (
-            "a body that does not decode",
+            "the current state in another layout",
             head.hash,
-            b"not read models".to_vec(),
+            other_layout,
         ),
     ];
     for (forgery, head_hash, body) in forgeries {
