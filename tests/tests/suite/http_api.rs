@@ -1091,7 +1091,10 @@ fn health_readiness_and_metrics_report_the_server() {
 #[test]
 fn kill_9_under_concurrent_load_keeps_every_acknowledged_command_and_nothing_half_done() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let mut server = start(directory.path());
+    // Snapshots of both kinds are being written all through the load, so
+    // the kill can land in one; the restarts recover from whatever of them
+    // is usable, plus the log.
+    let mut server = start_with(directory.path(), &["--snapshot-every", "25"]);
     alliance(&server, json!({"supply_cap": 100_000_000}));
     let acknowledged: Arc<Mutex<Vec<(String, Value)>>> = Arc::new(Mutex::new(Vec::new()));
     let address = server.address;
@@ -1131,6 +1134,22 @@ fn kill_9_under_concurrent_load_keeps_every_acknowledged_command_and_nothing_hal
     server.kill();
     for worker in workers {
         worker.join().expect("the worker ends when the server dies");
+    }
+    let snapshots = directory.path().join("snapshots");
+    for kind in [snapshots.clone(), snapshots.join("read-models")] {
+        let written = std::fs::read_dir(&kind)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| entry.file_name().to_string_lossy().ends_with(".snap"))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert!(
+            written > 0,
+            "no snapshot in {} before the restart",
+            kind.display()
+        );
     }
     server.restart();
     let acknowledged = acknowledged.lock().expect("lock").clone();
