@@ -33,7 +33,7 @@ impl Filter {
             return false;
         }
         if let Some(account) = &self.account
-            && !event.accounts().contains(&account)
+            && !event.accounts().any(|touched| touched == account)
         {
             return false;
         }

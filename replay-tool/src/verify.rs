@@ -94,11 +94,11 @@ pub fn verify(
         }
         let touched = envelope.event.accounts();
         let before: u128 = touched
-            .iter()
+            .clone()
             .map(|account| {
                 state
                     .accounts
-                    .get(*account)
+                    .get(account)
                     .map_or(0, |held| u128::from(held.balance))
             })
             .sum();
@@ -108,8 +108,8 @@ pub fn verify(
             reason: error.reason,
         })?;
         let mut after: u128 = 0;
-        for account_id in &touched {
-            if let Some(account) = state.accounts.get(*account_id) {
+        for account_id in touched {
+            if let Some(account) = state.accounts.get(account_id) {
                 after += u128::from(account.balance);
                 check_account(&state, account_id, account).map_err(|violation| {
                     ReplayError::Invariant {

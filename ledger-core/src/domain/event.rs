@@ -152,21 +152,23 @@ impl Event {
         }
     }
 
-    /// The accounts whose balance or lots this event changes.
-    pub fn accounts(&self) -> Vec<&AccountId> {
-        match self {
-            Event::PointsIssued(event) => vec![&event.account],
-            Event::PointsRedeemed(event) => vec![&event.account],
-            Event::PointsTransferred(event) => vec![&event.from, &event.to],
-            Event::PointsHeld(event) => vec![&event.account],
-            Event::HoldCaptured(event) => vec![&event.account],
-            Event::HoldReleased(event) => vec![&event.account],
-            Event::IssuanceReversed(event) => vec![&event.account],
-            Event::RedemptionReversed(event) => vec![&event.account],
-            Event::PointsExpired(event) => vec![&event.account],
-            Event::RiskAlertRaised(event) => vec![&event.account],
-            _ => Vec::new(),
-        }
+    /// The accounts whose balance or lots this event changes. No
+    /// allocation: read models and the verifier ask for every event.
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountId> + Clone {
+        let (first, second) = match self {
+            Event::PointsIssued(event) => (Some(&event.account), None),
+            Event::PointsRedeemed(event) => (Some(&event.account), None),
+            Event::PointsTransferred(event) => (Some(&event.from), Some(&event.to)),
+            Event::PointsHeld(event) => (Some(&event.account), None),
+            Event::HoldCaptured(event) => (Some(&event.account), None),
+            Event::HoldReleased(event) => (Some(&event.account), None),
+            Event::IssuanceReversed(event) => (Some(&event.account), None),
+            Event::RedemptionReversed(event) => (Some(&event.account), None),
+            Event::PointsExpired(event) => (Some(&event.account), None),
+            Event::RiskAlertRaised(event) => (Some(&event.account), None),
+            _ => (None, None),
+        };
+        first.into_iter().chain(second)
     }
 }
 
