@@ -69,8 +69,9 @@ pub struct Written {
 
 impl LiveProjections {
     /// Snapshots the read models at the position they have reached.
-    /// Queries are never blocked: the models are copied under a shared
-    /// lock, then serialised and written on a blocking thread. `None` when
+    /// Queries are never blocked, and the follower only while the models
+    /// are copied (under a shared lock); serialising and writing happen on
+    /// a blocking thread. `None` when
     /// nothing has been applied yet.
     pub async fn write_snapshot<L: EventLog, S: Storage>(
         &self,
