@@ -72,6 +72,21 @@ pub struct SnapshotStore<S: Storage> {
     directory: PathBuf,
 }
 
+/// A snapshot file: the header (in `format`), then the body.
+fn file_bytes(format: u32, snapshot: &Snapshot) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.body.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&format.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.position.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.head_hash);
+    bytes.extend_from_slice(&(snapshot.body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&snapshot.body).to_le_bytes());
+    let header_checksum = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&header_checksum.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.body);
+    bytes
+}
+
 fn file_name(position: Position) -> String {
     format!("snapshot-{position:020}.snap")
 }
@@ -193,16 +208,7 @@ impl<S: Storage> SnapshotStore<S> {
         self.storage
             .create_dir_all(&self.directory)
             .map_err(|error| LogError::io("create directory", &self.directory, error))?;
-        let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.body.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&FORMAT.to_le_bytes());
-        bytes.extend_from_slice(&snapshot.position.to_le_bytes());
-        bytes.extend_from_slice(&snapshot.head_hash);
-        bytes.extend_from_slice(&(snapshot.body.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32c::crc32c(&snapshot.body).to_le_bytes());
-        let header_checksum = crc32c::crc32c(&bytes);
-        bytes.extend_from_slice(&header_checksum.to_le_bytes());
-        bytes.extend_from_slice(&snapshot.body);
+        let bytes = file_bytes(FORMAT, snapshot);
         let path = self.directory.join(file_name(snapshot.position));
         self.storage
             .replace(&path, &bytes)
@@ -335,6 +341,27 @@ mod tests {
         assert_eq!(
             store.read(&candidates[0].1),
             Err("body checksum mismatch".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_snapshot_of_the_json_format_is_unsupported_not_misread() {
+        let storage = SimulatedStorage::new();
+        let directory = PathBuf::from("/data/snapshots");
+        let store = SnapshotStore::new(storage.clone(), directory.clone());
+        let older_build = Snapshot {
+            position: 5,
+            head_hash: [2; 32],
+            body: br#"{"state":{}}"#.to_vec(),
+        };
+        let path = directory.join(file_name(5));
+        storage.create_dir_all(&directory).expect("creates");
+        storage
+            .replace(&path, &file_bytes(1, &older_build))
+            .expect("writes");
+        assert_eq!(
+            store.read(&path),
+            Err("unsupported snapshot format 1".to_owned())
         );
     }
 
