@@ -49,13 +49,38 @@ pub struct Snapshot {
     pub body: Vec<u8>,
 }
 
-/// A snapshot body: `value` as postcard.
-pub fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, SnapshotError> {
-    postcard::to_allocvec(value).map_err(SnapshotError::Encode)
+/// A snapshot body: `kind`'s layout number, then `value` as postcard.
+pub fn encode_body<T: Serialize>(kind: SnapshotKind, value: &T) -> Result<Vec<u8>, SnapshotError> {
+    postcard::to_extend(value, kind.layout.to_le_bytes().to_vec()).map_err(SnapshotError::Encode)
 }
 
-pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, postcard::Error> {
-    postcard::from_bytes(body)
+/// Reads a body written by [`encode_body`] for the same layout.
+pub fn decode_body<T: DeserializeOwned>(kind: SnapshotKind, body: &[u8]) -> Result<T, BodyError> {
+    let (layout, value) = body.split_first_chunk::<4>().ok_or(BodyError::TooShort)?;
+    let found = u32::from_le_bytes(*layout);
+    if found != kind.layout {
+        return Err(BodyError::OtherLayout {
+            kind: kind.name,
+            found,
+            expected: kind.layout,
+        });
+    }
+    postcard::from_bytes(value).map_err(BodyError::Decode)
+}
+
+/// Why a body is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("its body is too short")]
+    TooShort,
+    #[error("its {kind} state has layout {found}; this build reads layout {expected}")]
+    OtherLayout {
+        kind: &'static str,
+        found: u32,
+        expected: u32,
+    },
+    #[error("its body does not decode: {0}")]
+    Decode(postcard::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +143,7 @@ impl<S: Storage> SnapshotStore<S> {
         value: &T,
     ) -> Result<usize, SnapshotError> {
         let started = std::time::Instant::now();
-        let body = postcard::to_extend(value, kind.layout.to_le_bytes().to_vec())
-            .map_err(SnapshotError::Encode)?;
+        let body = encode_body(kind, value)?;
         let bytes = body.len();
         self.write(&Snapshot {
             position: head.position,
@@ -177,28 +201,12 @@ impl<S: Storage> SnapshotStore<S> {
                 skip("its head hash does not match the log at its position".to_owned());
                 continue;
             }
-            let body = match snapshot.body.split_first_chunk::<4>() {
-                Some((layout, body)) if u32::from_le_bytes(*layout) == kind.layout => body,
-                Some((layout, _)) => {
-                    skip(format!(
-                        "its {} state has layout {}; this build reads layout {}",
-                        kind.name,
-                        u32::from_le_bytes(*layout),
-                        kind.layout
-                    ));
-                    continue;
-                }
-                None => {
-                    skip("its body is too short".to_owned());
-                    continue;
-                }
-            };
-            match decode_body::<T>(body) {
+            match decode_body::<T>(kind, &snapshot.body) {
                 Ok(value) => match check(position, &value) {
                     Ok(()) => return Ok(Some((position, value))),
                     Err(why) => skip(why),
                 },
-                Err(error) => skip(format!("its body does not decode: {error}")),
+                Err(why) => skip(why.to_string()),
             }
         }
         Ok(None)

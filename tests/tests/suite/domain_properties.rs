@@ -15,7 +15,9 @@ use ledger_core::domain::money::{Amount, Currency};
 use ledger_core::domain::program::{ProgramRules, ReleasePolicy, ReversalPolicy, VelocityLimit};
 use ledger_core::domain::time::MICROS_PER_SECOND;
 use ledger_core::domain::{Event, State, Timestamp, apply, state_digest, try_apply};
+use ledger_core::engine::WRITER_SNAPSHOT;
 use ledger_core::store::snapshot::{decode_body, encode_body};
+use projections::snapshot::READ_MODELS_SNAPSHOT;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rust_decimal::Decimal;
@@ -474,11 +476,12 @@ fn check_replay(simulation: &Simulation) -> Result<(), TestCaseError> {
     // Snapshot bodies restore exactly what was saved: the writer's state
     // and the read models.
     let fail = |error: &dyn std::fmt::Display| TestCaseError::fail(error.to_string());
-    let body = encode_body(&simulation.state).map_err(|error| fail(&error))?;
-    let restored: State = decode_body(&body).map_err(|error| fail(&error))?;
+    let body = encode_body(WRITER_SNAPSHOT, &simulation.state).map_err(|error| fail(&error))?;
+    let restored: State = decode_body(WRITER_SNAPSHOT, &body).map_err(|error| fail(&error))?;
     prop_assert_eq!(state_digest(&restored), expected);
-    let body = encode_body(&projections).map_err(|error| fail(&error))?;
-    let restored: projections::Projections = decode_body(&body).map_err(|error| fail(&error))?;
+    let body = encode_body(READ_MODELS_SNAPSHOT, &projections).map_err(|error| fail(&error))?;
+    let restored: projections::Projections =
+        decode_body(READ_MODELS_SNAPSHOT, &body).map_err(|error| fail(&error))?;
     prop_assert_eq!(&restored, &projections);
 
     let summary =

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ledger_core::store::snapshot::SnapshotStore;
+use ledger_core::store::storage::OsStorage;
 use serde_json::{Value, json};
 use tests::server::{ADMIN_KEY, Answer, Server};
 
@@ -32,6 +34,14 @@ fn accepted(answer: &Answer, what: &str) -> u64 {
     answer.body["position"]
         .as_u64()
         .unwrap_or_else(|| panic!("{what}: no position in {}", answer.text))
+}
+
+/// Snapshot files in `directory`, as the server's snapshot store lists them.
+fn snapshot_files(directory: &Path) -> usize {
+    SnapshotStore::new(OsStorage, directory.to_path_buf())
+        .candidates()
+        .expect("lists the snapshots")
+        .len()
 }
 
 fn refused(answer: &Answer, status: u16, code: &str, what: &str) {
@@ -764,9 +774,7 @@ fn idempotent_retries_answer_the_same_after_a_restart_and_after_kill_9() {
             // The restart below serves from these restored read models
             // (the log has nothing after them): keys and balances included.
             let read_model_snapshots =
-                std::fs::read_dir(directory.path().join("snapshots").join("read-models"))
-                    .map(|entries| entries.count())
-                    .unwrap_or(0);
+                snapshot_files(&directory.path().join("snapshots").join("read-models"));
             assert_eq!(
                 read_model_snapshots, 1,
                 "a graceful stop snapshots the read models"
@@ -1137,14 +1145,7 @@ fn kill_9_under_concurrent_load_keeps_every_acknowledged_command_and_nothing_hal
     }
     let snapshots = directory.path().join("snapshots");
     for kind in [snapshots.clone(), snapshots.join("read-models")] {
-        let written = std::fs::read_dir(&kind)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter(|entry| entry.file_name().to_string_lossy().ends_with(".snap"))
-                    .count()
-            })
-            .unwrap_or(0);
+        let written = snapshot_files(&kind);
         assert!(
             written > 0,
             "no snapshot in {} before the restart",

@@ -109,12 +109,13 @@ impl<'state> AccountView<'state> {
     /// The lots as this view sees them, as a copy it may change anywhere.
     fn owned_lots(&mut self) -> &mut Vec<Lot> {
         if self.used > 0 || self.taken_from_next > 0 {
-            let (used, taken) = (self.used, self.taken_from_next);
-            let mut lots: Vec<Lot> = self.lots.iter().skip(used).cloned().collect();
-            if let Some(first) = lots.first_mut() {
-                first.remaining -= taken;
-            }
-            lots.retain(|lot| lot.remaining > 0);
+            let lots = self
+                .remaining()
+                .map(|(lot, remaining)| Lot {
+                    remaining,
+                    ..lot.clone()
+                })
+                .collect();
             self.lots = Cow::Owned(lots);
             self.used = 0;
             self.taken_from_next = 0;
