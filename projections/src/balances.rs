@@ -1,8 +1,6 @@
 //! Member balances: balance, held, available, the lots with what remains
 //! of each, and what expires soon.
 
-use std::collections::BTreeMap;
-
 use ledger_core::domain::event::{LotCredit, LotPortion};
 use ledger_core::domain::ids::{AccountId, HoldId, LotId, MerchantId};
 use ledger_core::domain::{Event, Points, Timestamp};
@@ -18,15 +16,64 @@ pub struct LotBalance {
     pub expires_at: Option<Timestamp>,
 }
 
+/// An account's lots and holds are kept in vectors sorted by id: an
+/// account holds a handful of each, and a small sorted vector is one
+/// contiguous block where a B-tree is a node allocation per handful (the
+/// B-tree inserts and lookups were a fifth of the fold's time).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountBalance {
     pub balance: Points,
     pub held: Points,
-    pub lots: BTreeMap<LotId, LotBalance>,
-    pub holds: BTreeMap<HoldId, Points>,
+    lots: Vec<LotBalance>,
+    holds: Vec<(HoldId, Points)>,
 }
 
 impl AccountBalance {
+    /// The lots with points left, by lot id.
+    pub fn lots(&self) -> &[LotBalance] {
+        &self.lots
+    }
+
+    fn lot_index(&self, lot_id: LotId) -> Result<usize, usize> {
+        self.lots.binary_search_by_key(&lot_id, |lot| lot.lot_id)
+    }
+
+    fn put_lot(&mut self, lot: LotBalance) {
+        match self.lot_index(lot.lot_id) {
+            Ok(index) => self.lots[index] = lot,
+            Err(index) => self.lots.insert(index, lot),
+        }
+    }
+
+    fn take_from_lot(&mut self, lot_id: LotId, points: Points) {
+        if let Ok(index) = self.lot_index(lot_id) {
+            let lot = &mut self.lots[index];
+            lot.remaining = lot.remaining.saturating_sub(points);
+            if lot.remaining == 0 {
+                self.lots.remove(index);
+            }
+        }
+        self.balance = self.balance.saturating_sub(points);
+    }
+
+    fn hold(&mut self, hold_id: HoldId, points: Points) {
+        self.held += points;
+        match self.holds.binary_search_by_key(&hold_id, |(id, _)| *id) {
+            Ok(index) => {
+                self.held = self.held.saturating_sub(self.holds[index].1);
+                self.holds[index].1 = points;
+            }
+            Err(index) => self.holds.insert(index, (hold_id, points)),
+        }
+    }
+
+    fn end_hold(&mut self, hold_id: HoldId) {
+        if let Ok(index) = self.holds.binary_search_by_key(&hold_id, |(id, _)| *id) {
+            let (_, points) = self.holds.remove(index);
+            self.held = self.held.saturating_sub(points);
+        }
+    }
+
     pub fn available(&self) -> Points {
         self.balance.saturating_sub(self.held)
     }
@@ -35,7 +82,7 @@ impl AccountBalance {
     pub fn expiring_within(&self, now: Timestamp, days: u32) -> Points {
         let horizon = now.plus_days(days);
         self.lots
-            .values()
+            .iter()
             .filter(|lot| lot.expires_at.is_some_and(|at| at > now && at <= horizon))
             .map(|lot| lot.remaining)
             .sum()
@@ -43,7 +90,7 @@ impl AccountBalance {
 
     /// Lots in the order debits take them: earliest expiry first.
     pub fn lots_in_order(&self) -> Vec<&LotBalance> {
-        let mut lots: Vec<&LotBalance> = self.lots.values().collect();
+        let mut lots: Vec<&LotBalance> = self.lots.iter().collect();
         lots.sort_by_key(|lot| (lot.expires_at.map_or(i64::MAX, |at| at.0), lot.lot_id));
         lots
     }
@@ -72,13 +119,7 @@ impl Balances {
     fn take(&mut self, account: &AccountId, portions: &[LotPortion]) {
         let entry = self.entry(account);
         for portion in portions {
-            if let Some(lot) = entry.lots.get_mut(&portion.lot_id) {
-                lot.remaining = lot.remaining.saturating_sub(portion.points);
-                if lot.remaining == 0 {
-                    entry.lots.remove(&portion.lot_id);
-                }
-            }
-            entry.balance = entry.balance.saturating_sub(portion.points);
+            entry.take_from_lot(portion.lot_id, portion.points);
         }
     }
 
@@ -86,23 +127,13 @@ impl Balances {
         let entry = self.entry(account);
         for credit in credits {
             entry.balance += credit.points;
-            entry.lots.insert(
-                credit.lot_id,
-                LotBalance {
-                    lot_id: credit.lot_id,
-                    merchant_id: credit.origin_merchant_id.clone(),
-                    remaining: credit.points,
-                    issued_at: credit.issued_at,
-                    expires_at: credit.expires_at,
-                },
-            );
-        }
-    }
-
-    fn end_hold(&mut self, account: &AccountId, hold_id: HoldId) {
-        let entry = self.entry(account);
-        if let Some(points) = entry.holds.remove(&hold_id) {
-            entry.held = entry.held.saturating_sub(points);
+            entry.put_lot(LotBalance {
+                lot_id: credit.lot_id,
+                merchant_id: credit.origin_merchant_id.clone(),
+                remaining: credit.points,
+                issued_at: credit.issued_at,
+                expires_at: credit.expires_at,
+            });
         }
     }
 
@@ -111,16 +142,13 @@ impl Balances {
             Event::PointsIssued(issued) => {
                 let entry = self.entry(&issued.account);
                 entry.balance += issued.points;
-                entry.lots.insert(
-                    issued.lot_id,
-                    LotBalance {
-                        lot_id: issued.lot_id,
-                        merchant_id: issued.merchant_id.clone(),
-                        remaining: issued.points,
-                        issued_at: issued.issued_at,
-                        expires_at: issued.expires_at,
-                    },
-                );
+                entry.put_lot(LotBalance {
+                    lot_id: issued.lot_id,
+                    merchant_id: issued.merchant_id.clone(),
+                    remaining: issued.points,
+                    issued_at: issued.issued_at,
+                    expires_at: issued.expires_at,
+                });
             }
             Event::PointsRedeemed(redeemed) => self.take(&redeemed.account, &redeemed.consumed),
             Event::PointsTransferred(transfer) => {
@@ -138,16 +166,14 @@ impl Balances {
                 self.take(&transfer.from, &taken);
                 self.credit(&transfer.to, &transfer.moved);
             }
-            Event::PointsHeld(held) => {
-                let entry = self.entry(&held.account);
-                entry.held += held.points;
-                entry.holds.insert(held.hold_id, held.points);
-            }
+            Event::PointsHeld(held) => self.entry(&held.account).hold(held.hold_id, held.points),
             Event::HoldCaptured(captured) => {
-                self.end_hold(&captured.account, captured.hold_id);
+                self.entry(&captured.account).end_hold(captured.hold_id);
                 self.take(&captured.account, &captured.consumed);
             }
-            Event::HoldReleased(released) => self.end_hold(&released.account, released.hold_id),
+            Event::HoldReleased(released) => {
+                self.entry(&released.account).end_hold(released.hold_id)
+            }
             Event::IssuanceReversed(reversed) => {
                 self.take(&reversed.account, &reversed.clawed_back)
             }

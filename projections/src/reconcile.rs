@@ -96,9 +96,9 @@ pub fn reconcile(writer: &WriterSummary, projections: &Projections) -> Vec<Diffe
         .filter(|(_, account)| account.balance > 0 || account.held > 0)
         .map(|(id, account)| {
             let lots = account
-                .lots
+                .lots()
                 .iter()
-                .map(|(lot_id, lot)| (*lot_id, lot.remaining))
+                .map(|lot| (lot.lot_id, lot.remaining))
                 .collect();
             (id.clone(), (account.balance, account.held, lots))
         })

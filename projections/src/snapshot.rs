@@ -18,7 +18,7 @@ use crate::live::LiveProjections;
 /// instead of misread.
 pub const READ_MODELS_SNAPSHOT: SnapshotKind = SnapshotKind {
     name: "read_models",
-    layout: 1,
+    layout: 2,
 };
 
 /// The read models of the newest usable snapshot, or empty ones.
