@@ -2,14 +2,14 @@
 //! server), each record's checksum and chain link verified by the store,
 //! each payload decoded, and the envelope checked against its record.
 
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{FileLog, Hash, LogError, LogMode, Position};
 
 use crate::error::ReplayError;
-
-const READ_CHUNK_RECORDS: usize = 4_096;
 
 /// Where a replay stops: after a position, or before the first event
 /// recorded after a time.
@@ -41,16 +41,20 @@ pub struct VerifiedEvent {
     pub hash: Hash,
 }
 
-/// Decoded chunks the reader may run ahead of the verifier.
-const CHUNKS_AHEAD: usize = 4;
+/// Chunks each stage may run ahead of the next.
+const CHUNKS_AHEAD: usize = 64;
 
-/// The log, read and decoded on a thread of its own so decoding overlaps
-/// with re-applying: each chunk arrives verified and decoded, in order.
+type Chunk<T> = Result<T, ReplayError>;
+
+/// The log as a pipeline of three threads, so the machine's cores share the
+/// work: a reader checks each record's checksum and chain link and copies
+/// the payloads out, a decoder parses them, and the caller re-applies.
+/// Events arrive verified and decoded, in order.
 #[derive(Debug)]
 pub struct LogSource {
     ledger_id: uuid::Uuid,
     head: ledger_core::store::Head,
-    chunks: std::sync::mpsc::Receiver<Result<Vec<VerifiedEvent>, ReplayError>>,
+    chunks: Receiver<Chunk<Vec<VerifiedEvent>>>,
     current: std::vec::IntoIter<VerifiedEvent>,
 }
 
@@ -67,13 +71,12 @@ impl LogSource {
             )?;
         let ledger_id = ledger_core::store::EventLog::ledger_id(&log);
         let head = ledger_core::store::EventLog::head(&log);
-        let (sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-        std::thread::Builder::new()
-            .name("replay-reader".to_owned())
-            .spawn(move || read_ahead(&log, as_of, &sender))
-            .map_err(|error| {
-                ReplayError::Output(format!("cannot start the reader thread: {error}"))
-            })?;
+        let (raw_sender, raw_chunks) = sync_channel(CHUNKS_AHEAD);
+        let (sender, chunks) = sync_channel(CHUNKS_AHEAD);
+        spawn("replay-reader", move || read(&log, as_of, &raw_sender))?;
+        spawn("replay-decoder", move || {
+            decode(&raw_chunks, as_of, &sender)
+        })?;
         Ok(LogSource {
             ledger_id,
             head,
@@ -107,66 +110,110 @@ impl LogSource {
     }
 }
 
-/// Reads, verifies and decodes chunks until the end, `as_of`, an error, or
-/// the verifier hanging up.
-fn read_ahead(
-    log: &FileLog,
-    as_of: AsOf,
-    chunks: &std::sync::mpsc::SyncSender<Result<Vec<VerifiedEvent>, ReplayError>>,
-) {
-    let mut after: Position = 0;
-    loop {
-        let limit = match as_of {
-            AsOf::Position(last) => usize::try_from(last.saturating_sub(after))
-                .unwrap_or(usize::MAX)
-                .min(READ_CHUNK_RECORDS),
-            _ => READ_CHUNK_RECORDS,
-        };
-        if limit == 0 {
-            return;
+fn spawn(name: &str, stage: impl FnOnce() + Send + 'static) -> Result<(), ReplayError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(stage)
+        .map(drop)
+        .map_err(|error| ReplayError::Output(format!("cannot start the {name} thread: {error}")))
+}
+
+/// Records whose checksum and chain link the store verified, payloads
+/// copied into one buffer. Small enough to stay a medium-sized allocation
+/// the allocator reuses: chunks of 4,096 events were large ones, handed
+/// back to the kernel and faulted in afresh, page by zeroed page.
+#[derive(Debug, Default)]
+struct RawChunk {
+    payloads: Vec<u8>,
+    records: Vec<RawRecord>,
+}
+
+#[derive(Debug)]
+struct RawRecord {
+    position: Position,
+    previous_hash: Hash,
+    hash: Hash,
+    payload_end: usize,
+}
+
+const CHUNK_RECORDS: usize = 64;
+
+/// Reads and verifies the log in one pass up to `as_of`'s position, until
+/// the end, an error, or the decoder hanging up.
+fn read(log: &FileLog, as_of: AsOf, chunks: &SyncSender<Chunk<RawChunk>>) {
+    let limit = match as_of {
+        AsOf::Position(last) => usize::try_from(last).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    let mut chunk = RawChunk::default();
+    let mut decoder_gone = false;
+    let mut last_read: Position = 0;
+    let scanned = log.scan_blocking(0, limit, |record| {
+        chunk.payloads.extend_from_slice(record.payload);
+        chunk.records.push(RawRecord {
+            position: record.position,
+            previous_hash: record.previous_hash,
+            hash: record.hash,
+            payload_end: chunk.payloads.len(),
+        });
+        last_read = record.position;
+        if chunk.records.len() == CHUNK_RECORDS && chunks.send(Ok(take(&mut chunk))).is_err() {
+            decoder_gone = true;
+            return ControlFlow::Break(());
         }
-        let decoded = log
-            .read_blocking(after, limit)
-            .map_err(|source| ReplayError::Corrupt {
-                position: after + 1,
-                source,
-            })
-            .and_then(|records| decode_chunk(records, as_of));
-        let (chunk, finished) = match decoded {
+        ControlFlow::Continue(())
+    });
+    if decoder_gone || (!chunk.records.is_empty() && chunks.send(Ok(chunk)).is_err()) {
+        return;
+    }
+    if let Err(source) = scanned {
+        let _ = chunks.send(Err(ReplayError::Corrupt {
+            position: last_read + 1,
+            source,
+        }));
+    }
+}
+
+fn take(chunk: &mut RawChunk) -> RawChunk {
+    std::mem::replace(
+        chunk,
+        RawChunk {
+            payloads: Vec::with_capacity(chunk.payloads.capacity()),
+            records: Vec::with_capacity(CHUNK_RECORDS),
+        },
+    )
+}
+
+/// Decodes chunks in order until the end, the first event past `as_of`'s
+/// time, an error, or the verifier hanging up.
+fn decode(
+    raw_chunks: &Receiver<Chunk<RawChunk>>,
+    as_of: AsOf,
+    chunks: &SyncSender<Chunk<Vec<VerifiedEvent>>>,
+) {
+    for raw in raw_chunks {
+        let decoded = raw.and_then(|raw| decode_chunk(&raw, as_of));
+        let (events, finished) = match decoded {
             Ok(decoded) => decoded,
             Err(error) => {
                 let _ = chunks.send(Err(error));
                 return;
             }
         };
-        let Some(last) = chunk.last() else {
-            return;
-        };
-        after = last.envelope.position;
-        if chunks.send(Ok(chunk)).is_err() || finished {
+        if chunks.send(Ok(events)).is_err() || finished {
             return;
         }
     }
 }
 
 /// The chunk's events up to `as_of`, and whether `as_of` ended it.
-fn decode_chunk(
-    records: Vec<ledger_core::store::Record>,
-    as_of: AsOf,
-) -> Result<(Vec<VerifiedEvent>, bool), ReplayError> {
-    let mut events = Vec::with_capacity(records.len());
-    for record in records {
-        let envelope =
-            EventEnvelope::decode(&record.payload).map_err(|error| ReplayError::Undecodable {
-                position: record.position,
-                detail: error.to_string(),
-            })?;
-        if envelope.position != record.position {
-            return Err(ReplayError::Misplaced {
-                position: record.position,
-                claimed: envelope.position,
-            });
-        }
+fn decode_chunk(raw: &RawChunk, as_of: AsOf) -> Chunk<(Vec<VerifiedEvent>, bool)> {
+    let mut events = Vec::with_capacity(raw.records.len());
+    let mut payload_start = 0;
+    for record in &raw.records {
+        let payload = &raw.payloads[payload_start..record.payload_end];
+        payload_start = record.payload_end;
+        let envelope = decode_envelope(record.position, payload)?;
         if let AsOf::Time(until) = as_of
             && envelope.recorded_at > until
         {
@@ -179,4 +226,19 @@ fn decode_chunk(
         });
     }
     Ok((events, false))
+}
+
+/// One record's envelope, which must claim the record's own position.
+fn decode_envelope(position: Position, payload: &[u8]) -> Chunk<EventEnvelope> {
+    let envelope = EventEnvelope::decode(payload).map_err(|error| ReplayError::Undecodable {
+        position,
+        detail: error.to_string(),
+    })?;
+    if envelope.position != position {
+        return Err(ReplayError::Misplaced {
+            position,
+            claimed: envelope.position,
+        });
+    }
+    Ok(envelope)
 }

@@ -4,13 +4,15 @@
 //!
 //! Invariants are checked incrementally so a replay costs O(events), not
 //! O(events × accounts): after each event, the accounts it touched are
-//! checked whole (invariants 1 and 3), and the supply invariants (2, 4, 5)
-//! are checked against a running sum of all balances. A full `check_all`
-//! at the end confirms the running sum and every index.
+//! checked whole (invariants 1 and 3), the supply invariants (2, 4) are
+//! checked against a running sum of all balances, and the funding of the
+//! merchant the event names (5; no other merchant's funding changes). A
+//! full `check_all` at the end confirms the running sum, every merchant
+//! and every index.
 
 use std::time::{Duration, Instant};
 
-use ledger_core::domain::invariants::{check_account, check_supply};
+use ledger_core::domain::invariants::{check_account, check_merchant_funding, check_supply_totals};
 use ledger_core::domain::{State, Timestamp, check_all, try_apply};
 use ledger_core::store::{Hash, Position};
 use serde::Serialize;
@@ -121,11 +123,16 @@ pub fn verify(
             }
         }
         balances_total = (balances_total + after).saturating_sub(before);
-        check_supply(&state, balances_total).map_err(|violation| ReplayError::Invariant {
-            position,
-            event_kind,
-            violation,
-        })?;
+        check_supply_totals(&state, balances_total)
+            .and_then(|()| match envelope.event.merchant() {
+                Some(merchant_id) => check_merchant_funding(&state, merchant_id),
+                None => Ok(()),
+            })
+            .map_err(|violation| ReplayError::Invariant {
+                position,
+                event_kind,
+                violation,
+            })?;
         if let Some(expected) = expected_head
             && expected.position == position
         {

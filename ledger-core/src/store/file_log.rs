@@ -20,6 +20,7 @@
 //! A later batch is only ever written after the previous one was synced, so
 //! its presence proves the damaged batch had been acknowledged.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,7 +33,7 @@ use super::format::{
 };
 use super::index::{IndexEntry, SegmentSummary};
 use super::storage::{OpenMode, OsStorage, Storage, StorageFile};
-use super::{EventLog, Head, LogError, Position, Record};
+use super::{EventLog, Head, LogError, Position, Record, RecordRef};
 
 const LOCK_FILE: &str = "LOCK";
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -204,7 +205,7 @@ impl<'file, F: StorageFile> SegmentReader<'file, F> {
         offset: u64,
         position: Position,
         hash_before: &Hash,
-    ) -> std::io::Result<Result<(RecordHeader, Vec<u8>), String>> {
+    ) -> std::io::Result<Result<(RecordHeader, &[u8]), String>> {
         let Some(header_bytes) = self.bytes(offset, RECORD_HEADER_BYTES)? else {
             return Ok(Err("record header cut short".to_owned()));
         };
@@ -232,7 +233,7 @@ impl<'file, F: StorageFile> SegmentReader<'file, F> {
                     .to_owned(),
             ));
         }
-        Ok(Ok((header, payload.to_vec())))
+        Ok(Ok((header, payload)))
     }
 }
 
@@ -597,8 +598,26 @@ impl<S: Storage> FileLog<S> {
     /// Up to `limit` verified records after `after`. Blocks for the I/O.
     pub fn read_blocking(&self, after: Position, limit: usize) -> Result<Vec<Record>, LogError> {
         let mut records = Vec::new();
+        self.scan_blocking(after, limit, |record| {
+            records.push(record.to_record());
+            ControlFlow::Continue(())
+        })?;
+        Ok(records)
+    }
+
+    /// Visits the verified records after `after`, at most `limit`, in
+    /// order, lending each payload from the read buffer instead of copying
+    /// it: a replay decodes every record once and keeps none of the bytes.
+    /// `visit` may stop the scan early with `ControlFlow::Break`.
+    pub fn scan_blocking(
+        &self,
+        after: Position,
+        limit: usize,
+        mut visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        let mut visited = 0;
         let mut cursor = after;
-        while records.len() < limit {
+        while visited < limit {
             let plan = {
                 let inner = self.lock_inner();
                 let wanted = cursor + 1;
@@ -625,7 +644,7 @@ impl<S: Storage> FileLog<S> {
             let mut offset = start.offset;
             let mut hash_before = start.hash_before;
             let mut position = start.position;
-            while position <= last_position && records.len() < limit {
+            while position <= last_position && visited < limit {
                 let outcome = reader
                     .record(offset, position, &hash_before)
                     .map_err(|error| LogError::io("read", &path, error))?;
@@ -637,19 +656,23 @@ impl<S: Storage> FileLog<S> {
                 })?;
                 offset += (RECORD_HEADER_BYTES + payload.len()) as u64;
                 if position > cursor {
-                    records.push(Record {
+                    visited += 1;
+                    let record = RecordRef {
                         position,
                         previous_hash: hash_before,
                         hash: header.hash,
                         payload,
-                    });
+                    };
+                    if visit(record).is_break() {
+                        return Ok(());
+                    }
                 }
                 hash_before = header.hash;
                 position += 1;
             }
             cursor = position - 1;
         }
-        Ok(records)
+        Ok(())
     }
 }
 

@@ -44,6 +44,26 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// A record lent by a scan: the payload borrows the reader's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'buffer> {
+    pub position: Position,
+    pub previous_hash: Hash,
+    pub hash: Hash,
+    pub payload: &'buffer [u8],
+}
+
+impl RecordRef<'_> {
+    pub fn to_record(self) -> Record {
+        Record {
+            position: self.position,
+            previous_hash: self.previous_hash,
+            hash: self.hash,
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
 /// The storage port. Shaped for a remote, replicated backend as much as for
 /// the file log: appends are batches guarded by the expected head position
 /// (optimistic concurrency, which also fences out a second writer), reads

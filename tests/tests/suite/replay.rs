@@ -612,15 +612,10 @@ fn a_well_chained_history_that_breaks_an_invariant_fails_at_that_event() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let original = directory.path().join("original");
     ledger(&original, 0);
-    let source = FileLog::open(original.join("log"), LogMode::ReadOnly).expect("opens");
-    let records = source.read_blocking(0, 100_000).expect("readable");
     let forged_cap = 100;
     let mut outstanding: i128 = 0;
     let mut first_breach = None;
-    let mut payloads = Vec::new();
-    for record in &records {
-        let mut envelope =
-            ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+    let forged = forge(&original, &directory.path().join("forged"), |envelope| {
         match &mut envelope.event {
             ledger_core::domain::Event::ProgramConfigured(configured) => {
                 configured.rules.supply_cap = forged_cap;
@@ -634,20 +629,9 @@ fn a_well_chained_history_that_breaks_an_invariant_fails_at_that_event() {
             _ => {}
         }
         if first_breach.is_none() && outstanding > i128::from(forged_cap) {
-            first_breach = Some(record.position);
+            first_breach = Some(envelope.position);
         }
-        payloads.push(envelope.encode().expect("encodes"));
-    }
-    let forged = directory.path().join("forged");
-    let log = FileLog::open(
-        forged.join("log"),
-        LogMode::ReadWrite {
-            ledger_id_if_new: LEDGER,
-        },
-    )
-    .expect("a new log");
-    log.append_blocking(0, &payloads).expect("appended");
-    drop(log);
+    });
     let breach = first_breach.expect("the story issues more than the forged cap");
     let output = replay(&["verify", forged.to_str().expect("path")]);
     assert_finding_at(&output, breach, "forged cap");
@@ -657,6 +641,87 @@ fn a_well_chained_history_that_breaks_an_invariant_fails_at_that_event() {
         "{}",
         text(&output)
     );
+}
+
+/// Invariant 5 is checked per event for the merchant the event names: a
+/// history rewritten so that one merchant's first deposit was almost
+/// nothing (every later funding figure of that merchant lowered to match,
+/// chain recomputed) must fail at the first issuance that takes its
+/// funding below zero.
+#[test]
+fn a_history_that_overdraws_a_merchant_fails_at_the_overdraft() {
+    use ledger_core::domain::{Amount, Event};
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    let mut shifted: Option<(MerchantId, rust_decimal::Decimal)> = None;
+    let mut first_overdraft = None;
+    let forged = forge(&original, &directory.path().join("forged"), |envelope| {
+        if shifted.is_none()
+            && let Event::DepositRecorded(deposit) = &mut envelope.event
+        {
+            let kept = rust_decimal::Decimal::new(1, 2);
+            let shift = deposit.amount.amount.0 - kept;
+            deposit.amount.amount = Amount(kept);
+            deposit.funding_after = Amount(deposit.funding_after.0 - shift);
+            shifted = Some((deposit.merchant_id.clone(), shift));
+            return;
+        }
+        let Some((merchant_id, shift)) = &shifted else {
+            return;
+        };
+        let funding_after = match &mut envelope.event {
+            Event::DepositRecorded(event) if &event.merchant_id == merchant_id => {
+                &mut event.funding_after
+            }
+            Event::PointsIssued(event) if &event.merchant_id == merchant_id => {
+                &mut event.funding_after
+            }
+            Event::IssuanceReversed(event) if &event.merchant_id == merchant_id => {
+                &mut event.funding_after
+            }
+            _ => return,
+        };
+        *funding_after = Amount(funding_after.0 - shift);
+        if first_overdraft.is_none() && funding_after.is_negative() {
+            first_overdraft = Some(envelope.position);
+        }
+    });
+    let overdraft = first_overdraft.expect("the story spends more than a cent of funding");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, overdraft, "overdrawn merchant");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invariant 5"), "{}", text(&output));
+}
+
+/// A copy of the log at `original` with every envelope passed through
+/// `rewrite` and the chain recomputed: well-formed records that only the
+/// invariant checks can fault.
+fn forge(
+    original: &Path,
+    forged: &Path,
+    mut rewrite: impl FnMut(&mut ledger_core::engine::EventEnvelope),
+) -> std::path::PathBuf {
+    let source = FileLog::open(original.join("log"), LogMode::ReadOnly).expect("opens");
+    let records = source.read_blocking(0, 100_000).expect("readable");
+    let payloads: Vec<Vec<u8>> = records
+        .iter()
+        .map(|record| {
+            let mut envelope =
+                ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+            rewrite(&mut envelope);
+            envelope.encode().expect("encodes")
+        })
+        .collect();
+    let log = FileLog::open(
+        forged.join("log"),
+        LogMode::ReadWrite {
+            ledger_id_if_new: LEDGER,
+        },
+    )
+    .expect("a new log");
+    log.append_blocking(0, &payloads).expect("appended");
+    forged.to_owned()
 }
 
 /// `tests/fixtures/ledger-v1` was written by the server before
