@@ -11,6 +11,7 @@ use super::event::{Event, LotCredit, LotPortion};
 use super::ids::{AccountId, LotId};
 use super::money::{Amount, Points};
 use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX};
+use super::sharded_map::ShardedMap;
 use super::state::{
     Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantStatus, PeriodState,
     Program, RedemptionRecord, State,
@@ -78,7 +79,7 @@ fn merchant_mut<'state>(
 }
 
 fn account_mut<'state>(
-    accounts: &'state mut rustc_hash::FxHashMap<AccountId, Account>,
+    accounts: &'state mut ShardedMap<AccountId, Account>,
     account: &AccountId,
 ) -> Result<&'state mut Account, String> {
     accounts
@@ -86,18 +87,13 @@ fn account_mut<'state>(
         .ok_or_else(|| format!("account {account} does not exist"))
 }
 
-/// The account, created on its first credit. Looks up before inserting so
-/// the common case does not clone the id.
+/// The account, created on its first credit (one probe; the id is
+/// cloned only then).
 fn account_or_new<'state>(
-    accounts: &'state mut rustc_hash::FxHashMap<AccountId, Account>,
+    accounts: &'state mut ShardedMap<AccountId, Account>,
     account: &AccountId,
 ) -> &'state mut Account {
-    if !accounts.contains_key(account) {
-        accounts.insert(account.clone(), Account::default());
-    }
-    accounts
-        .get_mut(account)
-        .unwrap_or_else(|| unreachable!("inserted just above"))
+    accounts.get_or_insert_with(account, Account::default)
 }
 
 fn roll_period(period: &mut PeriodState, at: Timestamp, length_days: u32) {

@@ -3,9 +3,6 @@
 //! prove determinism (replaying the events rebuilds the identical state,
 //! with or without a snapshot).
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
-
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -20,12 +17,12 @@ fn write<T: Serialize + ?Sized>(hasher: &mut Sha256, value: &T) {
     hasher.update(b"\n");
 }
 
-fn write_sorted<K: Serialize + Ord, V: Serialize, S: BuildHasher>(
+fn write_sorted<'map, K: Serialize + Ord + 'map, V: Serialize + 'map>(
     hasher: &mut Sha256,
     label: &str,
-    map: &HashMap<K, V, S>,
+    map: impl Iterator<Item = (&'map K, &'map V)>,
 ) {
-    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    let mut entries: Vec<(&K, &V)> = map.collect();
     entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
     write(hasher, label);
     write(hasher, &entries.len());
@@ -38,9 +35,9 @@ fn write_sorted<K: Serialize + Ord, V: Serialize, S: BuildHasher>(
 pub fn state_digest(state: &State) -> [u8; 32] {
     let mut hasher = Sha256::new();
     write(&mut hasher, &state.program);
-    write_sorted(&mut hasher, "merchants", &state.merchants);
-    write_sorted(&mut hasher, "api_keys", &state.api_keys);
-    write_sorted(&mut hasher, "accounts", &state.accounts);
+    write_sorted(&mut hasher, "merchants", state.merchants.iter());
+    write_sorted(&mut hasher, "api_keys", state.api_keys.iter());
+    write_sorted(&mut hasher, "accounts", state.accounts.iter());
     write(&mut hasher, &state.issuances);
     let mut orders: Vec<_> = state
         .orders

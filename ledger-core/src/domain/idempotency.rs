@@ -7,12 +7,12 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::command::{Actor, Command};
+use super::sharded_map::ShardedMap;
 use super::time::Timestamp;
 
 /// Default retention of command ids: seven days.
@@ -33,7 +33,9 @@ mod hex_bytes {
         if !serializer.is_human_readable() {
             return serde::Serialize::serialize(bytes, serializer);
         }
-        serializer.serialize_str(&hex::encode(bytes))
+        let mut text = [0u8; 64];
+        let text = faster_hex::hex_encode(bytes, &mut text).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
@@ -100,7 +102,9 @@ struct Entry<Outcome> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdempotencyIndex<Outcome> {
     retention_seconds: u64,
-    entries: FxHashMap<Uuid, Entry<Outcome>>,
+    /// Sharded: this map holds every command id of the retention window,
+    /// and a plain map's doubling stalled the writer (see `ShardedMap`).
+    entries: ShardedMap<Uuid, Entry<Outcome>>,
     /// Command ids by the time they were recorded, oldest first.
     recorded: VecDeque<(Timestamp, Uuid)>,
 }
@@ -109,7 +113,7 @@ impl<Outcome> IdempotencyIndex<Outcome> {
     pub fn new(retention_seconds: u64) -> Self {
         IdempotencyIndex {
             retention_seconds,
-            entries: FxHashMap::default(),
+            entries: ShardedMap::new(),
             recorded: VecDeque::new(),
         }
     }
@@ -183,6 +187,51 @@ mod tests {
         Command::RunExpiry {
             as_of: Timestamp::from_unix_seconds(seconds),
         }
+    }
+
+    #[test]
+    fn the_index_reads_back_from_its_snapshot_form_and_from_the_single_map_form() {
+        let mut index = IdempotencyIndex::new(60);
+        let fingerprint = Fingerprint::of(&expiry(1), &actor());
+        for id in 0..2_000u128 {
+            index.record(
+                Uuid::from_u128(id),
+                fingerprint,
+                Timestamp::from_unix_seconds(100),
+                id as u64,
+            );
+        }
+        let bytes = postcard::to_stdvec(&index).expect("encodes");
+        let read: IdempotencyIndex<u64> = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(read.len(), 2_000);
+        assert!(matches!(
+            read.lookup(Uuid::from_u128(1_234), fingerprint),
+            Lookup::Replay(1_234)
+        ));
+        // Snapshots written while the index was one map decode the same.
+        #[derive(Serialize)]
+        struct SingleMap {
+            retention_seconds: u64,
+            entries: rustc_hash::FxHashMap<Uuid, Entry<u64>>,
+            recorded: VecDeque<(Timestamp, Uuid)>,
+        }
+        let single = SingleMap {
+            retention_seconds: 60,
+            entries: index
+                .entries
+                .iter()
+                .map(|(id, entry)| (*id, entry.clone()))
+                .collect(),
+            recorded: index.recorded.clone(),
+        };
+        let bytes = postcard::to_stdvec(&single).expect("encodes");
+        let mut read: IdempotencyIndex<u64> = postcard::from_bytes(&bytes).expect("decodes");
+        assert!(matches!(
+            read.lookup(Uuid::from_u128(7), fingerprint),
+            Lookup::Replay(7)
+        ));
+        read.forget_expired(Timestamp::from_unix_seconds(160));
+        assert!(read.is_empty(), "expiry reaches every shard");
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn check_merchant_funding(
 /// occasional audits, not for every event of a large replay.
 pub fn check_all(state: &State) -> Result<(), InvariantViolation> {
     let mut balances_total: u128 = 0;
-    for (account_id, account) in &state.accounts {
+    for (account_id, account) in state.accounts.iter() {
         check_account(state, account_id, account)?;
         balances_total += u128::from(account.balance);
     }

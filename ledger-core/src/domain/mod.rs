@@ -34,6 +34,7 @@ pub mod invariants;
 pub mod money;
 pub mod program;
 pub mod rejection;
+pub mod sharded_map;
 pub mod state;
 pub mod time;
 

@@ -16,6 +16,7 @@ use super::ids::{
 };
 use super::money::{Amount, Currency, Points, SUPPLY_CAP_MAX};
 use super::program::{ProgramRules, ReleasePolicy};
+use super::sharded_map::ShardedMap;
 use super::time::{MICROS_PER_DAY, Timestamp};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct State {
     pub program: Option<Program>,
     pub merchants: FxHashMap<MerchantId, Merchant>,
     pub api_keys: FxHashMap<KeyId, ApiKey>,
-    pub accounts: FxHashMap<AccountId, Account>,
+    pub accounts: ShardedMap<AccountId, Account>,
     pub issuances: SequenceTable<IssuanceId, IssuanceRecord>,
     /// One issuance per (merchant, order_ref): invariant 7. Nested so a
     /// lookup borrows both ids instead of building an owned pair.
