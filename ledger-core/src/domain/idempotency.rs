@@ -5,12 +5,11 @@
 //! fingerprint is refused (`idempotency_key_reused`). Pure: the caller
 //! supplies the time and decides what an outcome is.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::chunked_queue::ChunkedQueue;
 use super::command::{Actor, Command};
 use super::sharded_map::ShardedMap;
 use super::time::Timestamp;
@@ -105,8 +104,9 @@ pub struct IdempotencyIndex<Outcome> {
     /// Sharded: this map holds every command id of the retention window,
     /// and a plain map's doubling stalled the writer (see `ShardedMap`).
     entries: ShardedMap<Uuid, Entry<Outcome>>,
-    /// Command ids by the time they were recorded, oldest first.
-    recorded: VecDeque<(Timestamp, Uuid)>,
+    /// Command ids by the time they were recorded, oldest first; chunked
+    /// for the same reason.
+    recorded: ChunkedQueue<(Timestamp, Uuid)>,
 }
 
 impl<Outcome> IdempotencyIndex<Outcome> {
@@ -114,7 +114,7 @@ impl<Outcome> IdempotencyIndex<Outcome> {
         IdempotencyIndex {
             retention_seconds,
             entries: ShardedMap::new(),
-            recorded: VecDeque::new(),
+            recorded: ChunkedQueue::new(),
         }
     }
 
@@ -208,12 +208,13 @@ mod tests {
             read.lookup(Uuid::from_u128(1_234), fingerprint),
             Lookup::Replay(1_234)
         ));
-        // Snapshots written while the index was one map decode the same.
+        // Snapshots written while the index was one map and one deque
+        // decode the same.
         #[derive(Serialize)]
         struct SingleMap {
             retention_seconds: u64,
             entries: rustc_hash::FxHashMap<Uuid, Entry<u64>>,
-            recorded: VecDeque<(Timestamp, Uuid)>,
+            recorded: std::collections::VecDeque<(Timestamp, Uuid)>,
         }
         let single = SingleMap {
             retention_seconds: 60,
@@ -222,7 +223,7 @@ mod tests {
                 .iter()
                 .map(|(id, entry)| (*id, entry.clone()))
                 .collect(),
-            recorded: index.recorded.clone(),
+            recorded: index.recorded.iter().copied().collect(),
         };
         let bytes = postcard::to_stdvec(&single).expect("encodes");
         let mut read: IdempotencyIndex<u64> = postcard::from_bytes(&bytes).expect("decodes");

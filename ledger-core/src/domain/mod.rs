@@ -23,6 +23,7 @@ macro_rules! string_schema {
 }
 
 pub mod apply;
+pub mod chunked_queue;
 pub mod command;
 pub mod decide;
 pub mod digest;

@@ -27,8 +27,9 @@ pub struct State {
     pub accounts: ShardedMap<AccountId, Account>,
     pub issuances: SequenceTable<IssuanceId, IssuanceRecord>,
     /// One issuance per (merchant, order_ref): invariant 7. Nested so a
-    /// lookup borrows both ids instead of building an owned pair.
-    pub orders: FxHashMap<MerchantId, FxHashMap<OrderRef, IssuanceId>>,
+    /// lookup borrows both ids instead of building an owned pair; sharded
+    /// because a busy merchant's orders grow without bound.
+    pub orders: FxHashMap<MerchantId, ShardedMap<OrderRef, IssuanceId>>,
     pub redemptions: SequenceTable<RedemptionId, RedemptionRecord>,
     pub holds: SequenceTable<HoldId, Hold>,
     /// Active holds by expiry, for timing them out in order.
