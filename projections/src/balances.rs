@@ -3,8 +3,8 @@
 
 use ledger_core::domain::event::{LotCredit, LotPortion};
 use ledger_core::domain::ids::{AccountId, HoldId, LotId, MerchantId};
+use ledger_core::domain::sharded_map::ShardedMap;
 use ledger_core::domain::{Event, Points, Timestamp};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,9 +96,11 @@ impl AccountBalance {
     }
 }
 
+/// Sharded for the writer's reason: a map of every member must not stall
+/// the fold while it doubles (see `ShardedMap`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balances {
-    accounts: FxHashMap<AccountId, AccountBalance>,
+    accounts: ShardedMap<AccountId, AccountBalance>,
 }
 
 impl Balances {
@@ -111,9 +113,8 @@ impl Balances {
     }
 
     fn entry(&mut self, account: &AccountId) -> &mut AccountBalance {
-        // One lookup: cloning the id is a reference count, while a second
-        // probe of a map of every account is a cache miss (measured).
-        self.accounts.entry(account.clone()).or_default()
+        self.accounts
+            .get_or_insert_with(account, AccountBalance::default)
     }
 
     fn take(&mut self, account: &AccountId, portions: &[LotPortion]) {

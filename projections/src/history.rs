@@ -2,20 +2,20 @@
 //! oldest first, for paging through `GET /v1/accounts/{id}/history`.
 
 use ledger_core::domain::ids::AccountId;
+use ledger_core::domain::sharded_map::ShardedMap;
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::Position;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
-    positions: FxHashMap<AccountId, Vec<Position>>,
+    positions: ShardedMap<AccountId, Vec<Position>>,
 }
 
 impl History {
     pub fn apply(&mut self, envelope: &EventEnvelope) {
         for account in envelope.event.accounts() {
-            let positions = self.positions.entry(account.clone()).or_default();
+            let positions = self.positions.get_or_insert_with(account, Vec::new);
             // A transfer to oneself is refused, but never record twice.
             if positions.last() != Some(&envelope.position) {
                 positions.push(envelope.position);
