@@ -197,7 +197,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                         request.command_id,
                         fingerprint,
                         now,
-                        StoredOutcome::Rejected(rejection.clone()),
+                        StoredOutcome::Rejected(Box::new(rejection.clone())),
                     );
                     let _ = reply.send(Ok(Outcome::Rejected(rejection)));
                 }
@@ -304,7 +304,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
     /// it was accepted.
     fn answer_again(&self, stored: StoredOutcome) -> Result<Outcome, Unavailable> {
         match stored {
-            StoredOutcome::Rejected(rejection) => Ok(Outcome::Rejected(rejection)),
+            StoredOutcome::Rejected(rejection) => Ok(Outcome::Rejected(*rejection)),
             StoredOutcome::Accepted { first, last } => {
                 let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
                 let records = self
