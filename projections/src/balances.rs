@@ -45,15 +45,23 @@ impl AccountBalance {
         }
     }
 
-    fn take_from_lot(&mut self, lot_id: LotId, points: Points) {
-        if let Ok(index) = self.lot_index(lot_id) {
-            let lot = &mut self.lots[index];
-            lot.remaining = lot.remaining.saturating_sub(points);
-            if lot.remaining == 0 {
-                self.lots.remove(index);
+    fn credit(&mut self, lot: LotBalance) {
+        self.balance += lot.remaining;
+        self.put_lot(lot);
+    }
+
+    /// Takes `(lot, points)` portions from the account's lots.
+    fn take(&mut self, portions: impl Iterator<Item = (LotId, Points)>) {
+        for (lot_id, points) in portions {
+            if let Ok(index) = self.lot_index(lot_id) {
+                let lot = &mut self.lots[index];
+                lot.remaining = lot.remaining.saturating_sub(points);
+                if lot.remaining == 0 {
+                    self.lots.remove(index);
+                }
             }
+            self.balance = self.balance.saturating_sub(points);
         }
-        self.balance = self.balance.saturating_sub(points);
     }
 
     fn hold(&mut self, hold_id: HoldId, points: Points) {
@@ -118,17 +126,17 @@ impl Balances {
     }
 
     fn take(&mut self, account: &AccountId, portions: &[LotPortion]) {
-        let entry = self.entry(account);
-        for portion in portions {
-            entry.take_from_lot(portion.lot_id, portion.points);
-        }
+        self.entry(account).take(
+            portions
+                .iter()
+                .map(|portion| (portion.lot_id, portion.points)),
+        );
     }
 
     fn credit(&mut self, account: &AccountId, credits: &[LotCredit]) {
         let entry = self.entry(account);
         for credit in credits {
-            entry.balance += credit.points;
-            entry.put_lot(LotBalance {
+            entry.credit(LotBalance {
                 lot_id: credit.lot_id,
                 merchant_id: credit.origin_merchant_id.clone(),
                 remaining: credit.points,
@@ -140,37 +148,30 @@ impl Balances {
 
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::PointsIssued(issued) => {
-                let entry = self.entry(&issued.account);
-                entry.balance += issued.points;
-                entry.put_lot(LotBalance {
-                    lot_id: issued.lot_id,
-                    merchant_id: issued.merchant_id.clone(),
-                    remaining: issued.points,
-                    issued_at: issued.issued_at,
-                    expires_at: issued.expires_at,
-                });
-            }
+            Event::PointsIssued(issued) => self.entry(&issued.account).credit(LotBalance {
+                lot_id: issued.lot_id,
+                merchant_id: issued.merchant_id.clone(),
+                remaining: issued.points,
+                issued_at: issued.issued_at,
+                expires_at: issued.expires_at,
+            }),
             Event::PointsRedeemed(redeemed) => self.take(&redeemed.account, &redeemed.consumed),
             Event::PointsTransferred(transfer) => {
-                let taken: Vec<LotPortion> = transfer
-                    .moved
-                    .iter()
-                    .map(|credit| LotPortion {
-                        lot_id: credit.source_lot_id,
-                        origin_merchant_id: credit.origin_merchant_id.clone(),
-                        points: credit.points,
-                        issued_at: credit.issued_at,
-                        expires_at: credit.expires_at,
-                    })
-                    .collect();
-                self.take(&transfer.from, &taken);
+                let moved = transfer.moved.iter();
+                self.entry(&transfer.from)
+                    .take(moved.map(|credit| (credit.source_lot_id, credit.points)));
                 self.credit(&transfer.to, &transfer.moved);
             }
             Event::PointsHeld(held) => self.entry(&held.account).hold(held.hold_id, held.points),
             Event::HoldCaptured(captured) => {
-                self.entry(&captured.account).end_hold(captured.hold_id);
-                self.take(&captured.account, &captured.consumed);
+                let entry = self.entry(&captured.account);
+                entry.end_hold(captured.hold_id);
+                entry.take(
+                    captured
+                        .consumed
+                        .iter()
+                        .map(|portion| (portion.lot_id, portion.points)),
+                );
             }
             Event::HoldReleased(released) => {
                 self.entry(&released.account).end_hold(released.hold_id)

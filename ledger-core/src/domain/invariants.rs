@@ -5,7 +5,7 @@
 
 use super::ids::{AccountId, MerchantId};
 use super::money::Points;
-use super::state::{Account, HoldStatus, State};
+use super::state::{Account, HoldStatus, Merchant, State};
 
 /// A broken invariant, numbered as in DESIGN.md, with the values involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,8 +100,8 @@ pub fn check_account(
 /// maintain incrementally instead of summing every account).
 pub fn check_supply(state: &State, balances_total: u128) -> Result<(), InvariantViolation> {
     check_supply_totals(state, balances_total)?;
-    for merchant_id in state.merchants.keys() {
-        check_merchant_funding(state, merchant_id)?;
+    for (merchant_id, merchant) in &state.merchants {
+        check_funding(merchant_id, merchant)?;
     }
     Ok(())
 }
@@ -158,13 +158,20 @@ pub fn check_merchant_funding(
     state: &State,
     merchant_id: &MerchantId,
 ) -> Result<(), InvariantViolation> {
-    match state.merchants.get(merchant_id) {
-        Some(merchant) if merchant.funding.is_negative() => Err(violation(
+    state
+        .merchants
+        .get(merchant_id)
+        .map_or(Ok(()), |merchant| check_funding(merchant_id, merchant))
+}
+
+fn check_funding(merchant_id: &MerchantId, merchant: &Merchant) -> Result<(), InvariantViolation> {
+    if merchant.funding.is_negative() {
+        return Err(violation(
             5,
             format!("merchant {merchant_id} funding {}", merchant.funding),
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// Every state invariant, scanning every account. O(state): for tests and

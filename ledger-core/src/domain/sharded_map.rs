@@ -96,19 +96,14 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 
     /// Inserts or replaces; returns the value replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let hash = hash_of(&key);
-        let table = &mut self.shards[shard_of(hash)];
-        match table.entry(
-            hash,
-            |(stored, _)| *stored == key,
-            |(stored, _)| hash_of(stored),
-        ) {
+        let (entry, len) = self.entry(&key);
+        match entry {
             Entry::Occupied(mut occupied) => {
                 Some(std::mem::replace(&mut occupied.get_mut().1, value))
             }
             Entry::Vacant(vacant) => {
                 vacant.insert((key, value));
-                self.len += 1;
+                *len += 1;
                 None
             }
         }
@@ -120,19 +115,25 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     where
         K: Clone,
     {
-        let hash = hash_of(key);
-        let table = &mut self.shards[shard_of(hash)];
-        match table.entry(
-            hash,
-            |(stored, _)| stored == key,
-            |(stored, _)| hash_of(stored),
-        ) {
+        let (entry, len) = self.entry(key);
+        match entry {
             Entry::Occupied(occupied) => &mut occupied.into_mut().1,
             Entry::Vacant(vacant) => {
-                self.len += 1;
+                *len += 1;
                 &mut vacant.insert((key.clone(), make())).into_mut().1
             }
         }
+    }
+
+    /// The key's slot in its table, and the count to keep up to date.
+    fn entry(&mut self, key: &K) -> (Entry<'_, (K, V)>, &mut usize) {
+        let hash = hash_of(key);
+        let entry = self.shards[shard_of(hash)].entry(
+            hash,
+            |(stored, _)| stored == key,
+            |(stored, _)| hash_of(stored),
+        );
+        (entry, &mut self.len)
     }
 
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
