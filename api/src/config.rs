@@ -50,7 +50,9 @@ pub struct Config {
     /// Snapshot the writer's state and the read models every this many
     /// events (0: only at shutdown), so a restart replays only the log's
     /// tail. Snapshots live in `<data-dir>/snapshots`; any that does not
-    /// match the log is ignored.
+    /// match the log is ignored. Periodic writer snapshots come from a
+    /// second copy of the writer's state kept on its own thread (memory for
+    /// speed: the writer never pauses for them).
     #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", default_value_t = 1_000_000)]
     pub snapshot_every: u64,
 

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod envelope;
 pub mod expiry_scheduler;
 mod recovery;
+mod snapshotter;
 mod writer;
 
 use std::sync::{Arc, Mutex};
@@ -43,7 +44,8 @@ pub struct EngineConfig {
     /// Most commands decided and appended as one batch.
     pub batch_commands_max: usize,
     /// A snapshot after this many events since the last one (0: only at
-    /// clean shutdown).
+    /// clean shutdown). Periodic snapshots are written by a thread that
+    /// keeps a second copy of the state, so they cost that memory.
     pub snapshot_every_events: u64,
     pub idempotency_retention_seconds: u64,
 }
@@ -113,7 +115,7 @@ pub enum StoredOutcome {
     /// Its events occupy these positions; the answer is re-read from the log.
     Accepted { first: Position, last: Position },
     /// Remembered in memory (and in snapshots); a rejection leaves nothing
-    /// in the log, so one older than the newest snapshot is forgotten by a
+    /// in the log, so one newer than the newest snapshot is forgotten by a
     /// restart — harmless, since it had no effect to repeat.
     /// Boxed: the index holds an outcome per command of the retention
     /// window, nearly all accepted, and an inline rejection made every
@@ -242,11 +244,35 @@ impl Engine {
                         }
                     };
                 let head = log.head();
+                let snapshots = snapshots.map(Arc::new);
+                let snapshotter = match &snapshots {
+                    Some(store) if config.snapshot_every_events > 0 => {
+                        let replica = snapshotter::Replica {
+                            state: recovered.state.clone(),
+                            idempotency: recovered.idempotency.clone(),
+                            last_now: recovered.last_now,
+                            head,
+                            events_since_snapshot: recovered.events_replayed,
+                        };
+                        match snapshotter::Snapshotter::start(
+                            Arc::clone(store),
+                            replica,
+                            config.snapshot_every_events,
+                        ) {
+                            Ok(snapshotter) => Some(snapshotter),
+                            Err(error) => {
+                                let _ = ready.send(Err(EngineError::Thread(error)));
+                                return;
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 status_sender.send_replace(EngineStatus::Running { head });
                 let writer = writer::Writer {
                     log,
-                    snapshots: snapshots.map(Arc::new),
-                    snapshot_in_flight: None,
+                    snapshots,
+                    snapshotter,
                     clock,
                     config,
                     state: recovered.state,

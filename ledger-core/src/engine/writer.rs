@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::envelope::event_id;
+use super::snapshotter::{Followed, Recorded, Snapshotter, snapshot_if_changed};
 use super::{
-    Clock, CommandRequest, EngineConfig, EngineStatus, EventEnvelope, Message, Outcome,
-    StoredOutcome, Unavailable,
+    Clock, CommandRequest, CommittedBatch, EngineConfig, EngineStatus, EventEnvelope, Message,
+    Outcome, StoredOutcome, Unavailable,
 };
 use crate::domain::idempotency::{Fingerprint, IdempotencyIndex, Lookup};
 use crate::domain::{Context, Rejection, State, Timestamp, apply, decide};
@@ -24,9 +24,9 @@ type Reply = oneshot::Sender<Result<Outcome, Unavailable>>;
 pub(super) struct Writer<L: EventLog, S: Storage> {
     pub log: Arc<L>,
     pub snapshots: Option<Arc<SnapshotStore<S>>>,
-    /// A periodic snapshot being serialised and written off the writer
-    /// thread; at most one at a time.
-    pub snapshot_in_flight: Option<std::thread::JoinHandle<()>>,
+    /// Follows every batch and writes the periodic snapshots (none when
+    /// snapshots are only taken at shutdown).
+    pub snapshotter: Option<Snapshotter>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
     pub state: State,
@@ -35,7 +35,7 @@ pub(super) struct Writer<L: EventLog, S: Storage> {
     pub head: Head,
     pub events_since_snapshot: u64,
     pub status: watch::Sender<EngineStatus>,
-    pub committed: tokio::sync::broadcast::Sender<super::CommittedBatch>,
+    pub committed: tokio::sync::broadcast::Sender<CommittedBatch>,
     pub runtime: Runtime,
 }
 
@@ -46,13 +46,6 @@ struct Pending {
     envelopes: Vec<EventEnvelope>,
     /// The caller, plus any retry of the same command in the same batch.
     replies: Vec<Reply>,
-}
-
-#[derive(Serialize)]
-struct WriterSnapshotRef<'writer> {
-    state: &'writer State,
-    idempotency: &'writer IdempotencyIndex<StoredOutcome>,
-    last_now: Timestamp,
 }
 
 fn unavailable(reason: impl Into<String>) -> Unavailable {
@@ -107,11 +100,6 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                 let _ = done.send(());
                 return;
             }
-            if self.config.snapshot_every_events > 0
-                && self.events_since_snapshot >= self.config.snapshot_every_events
-            {
-                self.snapshot_in_background();
-            }
         }
     }
 
@@ -164,6 +152,8 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_by_id: FxHashMap<Uuid, usize> = FxHashMap::default();
         let mut next_position = self.head.position + 1;
+        // The snapshotter repeats the index's records in this order.
+        let mut recorded = Vec::new();
 
         for (request, reply) in batch {
             let fingerprint = Fingerprint::of(&request.command, &request.actor);
@@ -193,7 +183,8 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
             };
             match decide(&self.state, &request.command, &context) {
                 Err(rejection) => {
-                    self.idempotency.record(
+                    self.record(
+                        &mut recorded,
                         request.command_id,
                         fingerprint,
                         now,
@@ -235,6 +226,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
             }
         }
         if payloads.is_empty() {
+            self.follow(now, recorded, None);
             return Ok(());
         }
         let appended = payloads.len() as u64;
@@ -268,22 +260,29 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         self.head = head;
         self.events_since_snapshot += appended;
         self.status.send_replace(EngineStatus::Running { head });
-        if self.committed.receiver_count() > 0 {
+        let committed = if self.committed.receiver_count() > 0 || self.snapshotter.is_some() {
             // Sized up front: grown by doubling, a batch of a thousand
             // envelopes was copied at every doubling, into fresh pages.
             let mut batch = Vec::with_capacity(usize::try_from(appended).unwrap_or_default());
             for accepted in &pending {
                 batch.extend(accepted.envelopes.iter().cloned());
             }
-            let _ = self.committed.send(Arc::new(batch));
-        }
+            let batch = Arc::new(batch);
+            if self.committed.receiver_count() > 0 {
+                let _ = self.committed.send(Arc::clone(&batch));
+            }
+            Some(batch)
+        } else {
+            None
+        };
         for accepted in pending {
             let (Some(first), Some(last)) = (accepted.envelopes.first(), accepted.envelopes.last())
             else {
                 continue;
             };
             let (first, last) = (first.position, last.position);
-            self.idempotency.record(
+            self.record(
+                &mut recorded,
                 accepted.command_id,
                 accepted.fingerprint,
                 now,
@@ -297,7 +296,46 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                 let _ = reply.send(Ok(outcome.clone()));
             }
         }
+        self.follow(now, recorded, committed);
         Ok(())
+    }
+
+    fn record(
+        &mut self,
+        recorded: &mut Vec<Recorded>,
+        command_id: Uuid,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+        outcome: StoredOutcome,
+    ) {
+        if self.snapshotter.is_some() {
+            recorded.push(Recorded {
+                command_id,
+                fingerprint,
+                outcome: outcome.clone(),
+            });
+        }
+        self.idempotency
+            .record(command_id, fingerprint, now, outcome);
+    }
+
+    /// Hands the batch's durable effects to the snapshotter. A batch of
+    /// retries only changed nothing it needs: the next batch forgets the
+    /// same expired ids at a later `now`.
+    fn follow(&mut self, now: Timestamp, recorded: Vec<Recorded>, events: Option<CommittedBatch>) {
+        let head = self.head;
+        let Some(snapshotter) = &mut self.snapshotter else {
+            return;
+        };
+        if recorded.is_empty() && events.is_none() {
+            return;
+        }
+        snapshotter.send(Followed {
+            now,
+            head,
+            recorded,
+            events,
+        });
     }
 
     /// The answer a retry gets: the first outcome, re-read from the log if
@@ -328,82 +366,23 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         }
     }
 
-    /// Starts a periodic snapshot on a thread of its own, so the writer
-    /// pauses only to copy the state, not to serialise and write it (which
-    /// took seconds for a large ledger and stalled every caller).
-    fn snapshot_in_background(&mut self) {
-        let Some(store) = &self.snapshots else {
-            return;
-        };
-        let head = self.head;
-        if let Some(running) = &self.snapshot_in_flight {
-            if !running.is_finished() {
-                return;
-            }
-            if let Some(finished) = self.snapshot_in_flight.take() {
-                let _ = finished.join();
-            }
-        }
-        let store = Arc::clone(store);
-        let state = self.state.clone();
-        let idempotency = self.idempotency.clone();
-        let last_now = self.last_now;
-        let spawned = std::thread::Builder::new()
-            .name("ledger-snapshot".to_owned())
-            .spawn(move || {
-                write_snapshot(&store, head, &state, &idempotency, last_now);
-            });
-        match spawned {
-            Ok(handle) => {
-                self.snapshot_in_flight = Some(handle);
-                self.events_since_snapshot = 0;
-            }
-            Err(error) => tracing::warn!(%error, "could not start a snapshot thread"),
-        }
-    }
-
-    /// A snapshot now, on the writer thread (at shutdown), after any
-    /// background one has finished.
+    /// The snapshot at shutdown: the snapshotter's final one once it has
+    /// caught up, or, without one, the writer's own.
     fn snapshot(&mut self) {
-        if let Some(running) = self.snapshot_in_flight.take() {
-            let _ = running.join();
+        if let Some(snapshotter) = self.snapshotter.take() {
+            snapshotter.finish();
+            return;
         }
         let Some(store) = &self.snapshots else {
             return;
         };
-        if self.head.position == 0 || self.events_since_snapshot == 0 {
-            return;
-        }
-        if write_snapshot(
+        snapshot_if_changed(
             store,
             self.head,
             &self.state,
             &self.idempotency,
             self.last_now,
-        ) {
-            self.events_since_snapshot = 0;
-        }
-    }
-}
-
-/// Serialises and stores one snapshot; true if it was written.
-fn write_snapshot<S: Storage>(
-    store: &SnapshotStore<S>,
-    head: Head,
-    state: &State,
-    idempotency: &IdempotencyIndex<StoredOutcome>,
-    last_now: Timestamp,
-) -> bool {
-    let snapshot = WriterSnapshotRef {
-        state,
-        idempotency,
-        last_now,
-    };
-    match store.save(super::WRITER_SNAPSHOT, head, &snapshot) {
-        Ok(_) => true,
-        Err(error) => {
-            tracing::warn!(%error, "could not write a snapshot");
-            false
-        }
+            &mut self.events_since_snapshot,
+        );
     }
 }

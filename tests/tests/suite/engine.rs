@@ -410,6 +410,103 @@ async fn restarts_with_and_without_snapshots_rebuild_the_identical_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_snapshot_written_beside_the_writer_restores_its_state_and_rejections() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let config = EngineConfig {
+        snapshot_every_events: 50,
+        ..EngineConfig::default()
+    };
+    let (log, engine) = started(directory.path(), config.clone()).await;
+    set_up(&engine).await;
+    let overdrawn = |id: u128, member: usize| {
+        request(
+            id,
+            Command::RedeemPoints {
+                account: account(member),
+                merchant_id: merchant("cafe"),
+                points: 1_000_000,
+                order_ref: OrderRef::parse(format!("r-{id}")).expect("valid"),
+            },
+        )
+    };
+    let mut rejected = Vec::new();
+    let mut next_issue = 0usize;
+    let mut issue_next = async |engine: &Engine| {
+        let step = next_issue;
+        next_issue += 1;
+        submit_ok(
+            engine,
+            10_000 + step as u128,
+            issue(step % 7, format!("o-{step}"), 5),
+        )
+        .await;
+    };
+    for step in 0..120usize {
+        issue_next(&engine).await;
+        if step % 20 == 0 {
+            let id = 20_000 + step as u128;
+            let outcome = engine.submit(overdrawn(id, step % 7)).await;
+            assert!(
+                matches!(
+                    outcome,
+                    Ok(Outcome::Rejected(Rejection::InsufficientPoints { .. }))
+                ),
+                "{outcome:?}"
+            );
+            rejected.push((id, step % 7, outcome));
+        }
+    }
+
+    // The snapshotter writes on its own thread: keep the writer busy until
+    // it has written one past every rejection, and keep that one alone.
+    let rejections_head = log.head().position;
+    let store = snapshots(directory.path());
+    let mut waited = 0;
+    let periodic = loop {
+        let candidates = store.candidates().expect("lists");
+        if let Some((_, path)) = candidates
+            .iter()
+            .find(|(position, _)| *position > rejections_head)
+        {
+            break store.read(path).expect("reads");
+        }
+        assert!(
+            waited < 2_000,
+            "no periodic snapshot past {rejections_head}: {candidates:?}"
+        );
+        issue_next(&engine).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        waited += 1;
+    };
+    for _ in 0..10 {
+        issue_next(&engine).await;
+    }
+    let expected = engine.state_digest().await.expect("inspects");
+    assert!(periodic.position < expected.1.position, "a tail to replay");
+    engine.shutdown().await;
+    drop(engine);
+    drop(log);
+    std::fs::remove_dir_all(directory.path().join("snapshots")).expect("removes");
+    store.write(&periodic).expect("writes");
+
+    let (_log, engine) = started(directory.path(), config).await;
+    assert_eq!(engine.state_digest().await.expect("inspects"), expected);
+    for (id, member, outcome) in rejected {
+        // Only the snapshot remembers a rejection: a different command
+        // under its id is refused, and a retry gets the first answer.
+        assert_eq!(
+            engine
+                .submit(request(id, issue(member, format!("x-{id}"), 1)))
+                .await,
+            Ok(Outcome::Rejected(Rejection::IdempotencyKeyReused)),
+            "command {id}"
+        );
+        assert_eq!(engine.submit(overdrawn(id, member)).await, outcome);
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_that_does_not_match_the_log_or_does_not_decode_is_ignored() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let (log, engine) = started(directory.path(), EngineConfig::default()).await;
