@@ -121,9 +121,15 @@ impl KeyDerivation {
                 Ok(KeyDerivation(secret))
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                // The master secret of every key comes straight from the
+                // operating system's generator.
                 let mut secret = [0; 32];
-                secret[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-                secret[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+                getrandom::fill(&mut secret).map_err(|error| {
+                    std::io::Error::other(format!(
+                        "no random bytes for {}: {error}",
+                        path.display()
+                    ))
+                })?;
                 ledger_core::store::small_file::write_durably(&path, &secret)?;
                 Ok(KeyDerivation(secret))
             }

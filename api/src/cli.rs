@@ -1,10 +1,13 @@
 //! Starting, serving and stopping the server process: what `ledger-server`
 //! runs (and test harnesses run as the same code).
 
-use crate::config::{Config, LogFormat};
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
 
 /// Parses the command line and serves until SIGTERM or Ctrl-C.
 pub fn run() -> anyhow::Result<()> {
@@ -19,8 +22,11 @@ pub fn run() -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a terminal: in a log file they are noise, and
+    // the fields of every request's span were coloured as it opened.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
