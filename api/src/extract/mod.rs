@@ -1,0 +1,249 @@
+//! Request input: JSON bodies (bounded in size, every field checked) and
+//! query strings. Every problem is a `400 validation_error` naming the
+//! field, and nothing malformed gets as far as the engine.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+mod command_id_field;
+
+use command_id_field::{COMMAND_ID, WithoutCommandId};
+
+/// A command body decoded into `T`, and the optional `command_id` field
+/// every command body may carry as its idempotency key. An empty body
+/// reads as `{}`, for commands whose fields are all optional.
+#[derive(Debug)]
+pub struct CommandBody<T> {
+    pub command_id: Option<Uuid>,
+    pub body: T,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CommandBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        decode_command_body(&read_json_body(request, state).await?)
+    }
+}
+
+/// A command body from its JSON bytes: one pass, straight into `T`.
+fn decode_command_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<CommandBody<T>, ApiError> {
+    let mut command_id = None;
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let body = serde_path_to_error::deserialize(WithoutCommandId {
+        object: &mut json,
+        command_id: &mut command_id,
+    })
+    .map_err(|error| {
+        let path = error.path().to_string();
+        let error = error.into_inner();
+        if error.is_data() {
+            field_error(&path, "", &error)
+        } else {
+            not_json(&error)
+        }
+    })?;
+    json.end().map_err(|error| not_json(&error))?;
+    let command_id = command_id_field(command_id, COMMAND_ID)?;
+    Ok(CommandBody { command_id, body })
+}
+
+/// An optional `command_id` field: absent, null, or a UUID string.
+pub fn command_id_field(value: Option<Value>, field: &str) -> Result<Option<Uuid>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Uuid::parse_str(&text)
+            .map(Some)
+            .map_err(|error| ApiError::validation(field, format!("not a UUID: {error}"))),
+        Some(_) => Err(ApiError::validation(field, "must be a UUID string")),
+    }
+}
+
+fn not_json(error: &serde_json::Error) -> ApiError {
+    ApiError::validation("body", format!("not valid JSON: {error}"))
+}
+
+/// Reads the body as one JSON object.
+pub async fn read_json_object<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Map<String, Value>, ApiError> {
+    let bytes = read_json_body(request, state).await?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::validation(
+            "body",
+            "the body must be a JSON object",
+        )),
+        Err(error) => Err(not_json(&error)),
+    }
+}
+
+/// The body's bytes, once they are known to be sent as JSON; an empty
+/// body reads as `{}`. The body-limit layer stops an oversize body while
+/// it streams in, before it is held whole.
+async fn read_json_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap_or("").to_owned());
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::validation("body", "the body is larger than the server's limit")
+            } else {
+                ApiError::validation("body", format!("the body could not be read: {rejection}"))
+            }
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let is_json = content_type.as_deref().is_some_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        return Err(ApiError::validation(
+            "content-type",
+            "the body must be JSON, sent with `Content-Type: application/json`",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Decodes `value` into `T`; an error names the field's path, prefixed
+/// with `prefix` (for items inside a larger body).
+pub fn decode_value<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|error| field_error(&error.path().to_string(), prefix, error.inner()))
+}
+
+/// A decoding error at `path` (`.` for the whole value) inside the item
+/// named `prefix` (empty for the body itself).
+fn field_error(path: &str, prefix: &str, error: &impl std::fmt::Display) -> ApiError {
+    let field = match (prefix.is_empty(), path == ".") {
+        (true, true) => "body".to_owned(),
+        (true, false) => path.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) => format!("{prefix}.{path}"),
+    };
+    ApiError::validation(field, error.to_string())
+}
+
+/// Query-string parameters decoded into `T`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::validation("query", rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Earn {
+        account: String,
+        points: u64,
+        #[serde(default)]
+        note: Option<Value>,
+    }
+
+    fn decode(body: &str) -> Result<CommandBody<Earn>, ApiError> {
+        decode_command_body(body.as_bytes())
+    }
+
+    fn refused_field(body: &str) -> String {
+        let error = decode(body).expect_err(body);
+        assert_eq!(error.code, "validation_error", "{body}");
+        error.field.unwrap_or_default()
+    }
+
+    const ID: &str = "6f1c2f5e-2a53-4d1e-9a0e-3c4b5d6e7f80";
+
+    #[test]
+    fn the_command_id_is_taken_out_wherever_it_stands() {
+        let earn = Earn {
+            account: "alice".to_owned(),
+            points: 5,
+            note: None,
+        };
+        for body in [
+            format!(r#"{{"command_id":"{ID}","account":"alice","points":5}}"#),
+            format!(r#"{{"account":"alice","command_id":"{ID}","points":5}}"#),
+            format!(r#"{{"account":"alice","points":5,"command_id":"{ID}"}}"#),
+            format!(r#"{{"account":"alice","points":5,"comm\u0061nd_id":"{ID}"}}"#),
+        ] {
+            let decoded = decode(&body).expect(&body);
+            assert_eq!(
+                decoded.command_id,
+                Some(Uuid::parse_str(ID).expect("valid"))
+            );
+            assert_eq!(decoded.body, earn, "{body}");
+        }
+        for body in [
+            r#"{"account":"alice","points":5}"#,
+            r#"{"account":"alice","points":5,"command_id":null}"#,
+        ] {
+            assert_eq!(decode(body).expect(body).command_id, None);
+        }
+    }
+
+    #[test]
+    fn only_the_top_level_command_id_is_taken() {
+        let decoded =
+            decode(r#"{"account":"a","points":1,"note":{"command_id":"x"}}"#).expect("decodes");
+        assert_eq!(decoded.command_id, None);
+        assert_eq!(
+            decoded.body.note,
+            Some(serde_json::json!({"command_id": "x"}))
+        );
+    }
+
+    #[test]
+    fn every_malformed_body_names_its_field() {
+        for (body, field) in [
+            (r#"{"account":"a","points":1,"bonus":5}"#, "bonus"),
+            (r#"{"account":"a","points":"ten"}"#, "points"),
+            (r#"{"account":"a","points":-1}"#, "points"),
+            (r#"{"points":1}"#, "body"),
+            (r#"{"account":"a","points":1,"command_id":5}"#, "command_id"),
+            (
+                r#"{"account":"a","points":1,"command_id":"x"}"#,
+                "command_id",
+            ),
+            (r#"["a",1]"#, "body"),
+            (r#"{"account":"#, "body"),
+            (r#"{"account":"a","points":1} trailing"#, "body"),
+        ] {
+            assert_eq!(refused_field(body), field, "{body}");
+        }
+        let error = decode(r#"{"account":"#).expect_err("bad JSON");
+        assert!(
+            error.detail.starts_with("not valid JSON"),
+            "{}",
+            error.detail
+        );
+    }
+}
