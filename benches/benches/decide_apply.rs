@@ -17,11 +17,21 @@ use ledger_core::domain::{Command, Context, Timestamp, decide, execute};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ACCOUNTS: usize = 1_000_000;
 const CHUNK: u64 = 65_536;
 
+/// The mix over a million members, most with a lot or two.
 fn decide_apply(criterion: &mut Criterion) {
-    let mut workload = MixedWorkload::new(ACCOUNTS, 42);
+    mixed(criterion, "mixed_1m_accounts", 1_000_000);
+}
+
+/// The mix over ten thousand members (the load generator's default), who
+/// gather hundreds of lots each as the run goes on.
+fn decide_apply_few_members(criterion: &mut Criterion) {
+    mixed(criterion, "mixed_10k_accounts", 10_000);
+}
+
+fn mixed(criterion: &mut Criterion, name: &str, accounts: usize) {
+    let mut workload = MixedWorkload::new(accounts, 42);
     let mut state = workload.prepare();
     let actor = admin();
     let mut accepted: u64 = 0;
@@ -32,7 +42,7 @@ fn decide_apply(criterion: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(10));
-    group.bench_function("mixed_1m_accounts", |bencher| {
+    group.bench_function(name, |bencher| {
         bencher.iter_custom(|iterations| {
             let mut elapsed = Duration::ZERO;
             let mut remaining = iterations;
@@ -60,7 +70,7 @@ fn decide_apply(criterion: &mut Criterion) {
     });
     group.finish();
     eprintln!(
-        "decide_apply: {executed} commands executed, {accepted} accepted ({:.1}%), {} accounts",
+        "decide_apply/{name}: {executed} commands executed, {accepted} accepted ({:.1}%), {} accounts",
         100.0 * accepted as f64 / executed.max(1) as f64,
         state.accounts.len()
     );
@@ -113,5 +123,10 @@ fn decide_redemption_from_many_lots(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide_apply, decide_redemption_from_many_lots);
+criterion_group!(
+    benches,
+    decide_apply,
+    decide_apply_few_members,
+    decide_redemption_from_many_lots
+);
 criterion_main!(benches);

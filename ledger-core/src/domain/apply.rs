@@ -165,10 +165,21 @@ fn credit_lot(
         lot_expiries.insert((expires_at, lot.lot_id), account_id.clone());
     }
     let key = lot.consumption_key();
-    let index = account
+    // A new lot nearly always goes last (issued now, with the programme's
+    // one validity), so the last lot is checked first: for a member with
+    // thousands of lots, each step of a binary search was a cache miss.
+    let goes_last = account
         .lots
-        .partition_point(|existing| existing.consumption_key() < key);
-    account.lots.insert(index, lot);
+        .last()
+        .is_none_or(|last| last.consumption_key() < key);
+    if goes_last {
+        account.lots.push(lot);
+    } else {
+        let index = account
+            .lots
+            .partition_point(|existing| existing.consumption_key() < key);
+        account.lots.insert(index, lot);
+    }
     Ok(())
 }
 
