@@ -115,11 +115,16 @@ fn follow<S: Storage>(
     snapshot_every_events: u64,
     batches: &Receiver<Followed>,
 ) {
+    // Its batches queue without bound while it writes (see `send`): the
+    // position it has followed to shows how far behind it is.
+    let position = metrics::gauge!("ledger_snapshotter_position");
+    position.set(replica.head.position as f64);
     while let Ok(batch) = batches.recv() {
         replica.follow(batch);
         for batch in batches.try_iter() {
             replica.follow(batch);
         }
+        position.set(replica.head.position as f64);
         if replica.events_since_snapshot >= snapshot_every_events {
             replica.snapshot(store);
         }

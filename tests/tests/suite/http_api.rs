@@ -1024,6 +1024,7 @@ fn health_readiness_and_metrics_report_the_server() {
         "ledger_batch_commands_bucket",
         "ledger_queue_depth",
         "ledger_projection_lag_events",
+        "ledger_snapshotter_position",
     ] {
         assert!(
             metrics.text.contains(expected),
