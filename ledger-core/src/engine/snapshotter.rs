@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{CommittedBatch, StoredOutcome};
 use crate::domain::idempotency::{Fingerprint, IdempotencyIndex};
-use crate::domain::{State, Timestamp, apply};
+use crate::domain::{ApplyError, State, Timestamp, try_apply};
 use crate::store::Head;
 use crate::store::snapshot::SnapshotStore;
 use crate::store::storage::Storage;
@@ -43,8 +43,17 @@ pub(super) struct Followed {
 /// final snapshot.
 pub(super) struct Snapshotter {
     batches: Sender<Followed>,
-    thread: JoinHandle<()>,
+    thread: JoinHandle<Ended>,
     ended: bool,
+}
+
+/// How the snapshotter's thread ended.
+enum Ended {
+    /// It followed every batch and wrote a final snapshot if one was due.
+    CaughtUp,
+    /// An event did not apply to its copy: the copy no longer matches the
+    /// writer's state, so it stopped and wrote nothing more.
+    Diverged,
 }
 
 /// Everything a snapshot holds, copied from the writer at start-up and
@@ -95,10 +104,16 @@ impl Snapshotter {
     }
 
     /// Lets the thread catch up and write a final snapshot; waits for it.
-    pub fn finish(self) {
+    /// False if it could not: the writer must write that snapshot itself.
+    pub fn finish(self) -> bool {
         drop(self.batches);
-        if self.thread.join().is_err() {
-            tracing::warn!("the snapshot thread panicked");
+        match self.thread.join() {
+            Ok(Ended::CaughtUp) => true,
+            Ok(Ended::Diverged) => false,
+            Err(_) => {
+                tracing::warn!("the snapshot thread panicked");
+                false
+            }
         }
     }
 }
@@ -114,15 +129,23 @@ fn follow<S: Storage>(
     mut replica: Replica,
     snapshot_every_events: u64,
     batches: &Receiver<Followed>,
-) {
+) -> Ended {
     // Its batches queue without bound while it writes (see `send`): the
     // position it has followed to shows how far behind it is.
     let position = metrics::gauge!("ledger_snapshotter_position");
     position.set(replica.head.position as f64);
-    while let Ok(batch) = batches.recv() {
-        replica.follow(batch);
-        for batch in batches.try_iter() {
-            replica.follow(batch);
+    while let Ok(first) = batches.recv() {
+        for batch in std::iter::once(first).chain(batches.try_iter()) {
+            if let Err(error) = replica.follow(batch) {
+                // A bug, never a business outcome; a copy that differs from
+                // the writer's state must never become a snapshot.
+                tracing::error!(
+                    %error,
+                    "the snapshotter's copy no longer matches the writer's state; \
+                     periodic snapshots stop"
+                );
+                return Ended::Diverged;
+            }
         }
         position.set(replica.head.position as f64);
         if replica.events_since_snapshot >= snapshot_every_events {
@@ -131,12 +154,13 @@ fn follow<S: Storage>(
         std::thread::sleep(FOLLOW_PAUSE);
     }
     replica.snapshot(store);
+    Ended::CaughtUp
 }
 
 impl Replica {
     /// The writer's own steps for the batch, in its order: expired ids
     /// forgotten at `now`, each record made, each event applied.
-    pub fn follow(&mut self, batch: Followed) {
+    pub fn follow(&mut self, batch: Followed) -> Result<(), ApplyError> {
         self.last_now = self.last_now.max(batch.now);
         self.idempotency.forget_expired(batch.now);
         for recorded in batch.recorded {
@@ -149,11 +173,12 @@ impl Replica {
         }
         if let Some(events) = batch.events {
             for envelope in events.iter() {
-                apply(&mut self.state, &envelope.event);
+                try_apply(&mut self.state, &envelope.event)?;
             }
             self.events_since_snapshot += events.len() as u64;
         }
         self.head = batch.head;
+        Ok(())
     }
 
     pub fn snapshot<S: Storage>(&mut self, store: &SnapshotStore<S>) {

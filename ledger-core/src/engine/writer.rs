@@ -367,10 +367,11 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
     }
 
     /// The snapshot at shutdown: the snapshotter's final one once it has
-    /// caught up, or, without one, the writer's own.
+    /// caught up, or, without one (or if it failed), the writer's own.
     fn snapshot(&mut self) {
-        if let Some(snapshotter) = self.snapshotter.take() {
-            snapshotter.finish();
+        if let Some(snapshotter) = self.snapshotter.take()
+            && snapshotter.finish()
+        {
             return;
         }
         let Some(store) = &self.snapshots else {
