@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::domain::command::{Actor, Command};
-use crate::domain::idempotency::RETENTION_SECONDS_DEFAULT;
+use crate::domain::idempotency::{Fingerprint, RETENTION_SECONDS_DEFAULT};
 use crate::domain::{Rejection, State};
 use crate::store::snapshot::{SnapshotKind, SnapshotStore};
 use crate::store::storage::Storage;
@@ -166,6 +166,10 @@ struct WriterSnapshot {
 enum Message {
     Command {
         request: CommandRequest,
+        /// Computed by the submitting task, not the writer: hashing the
+        /// command's JSON is work any core can do, and the writer is the
+        /// one thread every command waits for.
+        fingerprint: Fingerprint,
         reply: oneshot::Sender<Result<Outcome, Unavailable>>,
     },
     /// Finish what is queued before it, snapshot, stop.
@@ -311,8 +315,13 @@ impl Engine {
             });
         }
         let (reply, answer) = oneshot::channel();
+        let fingerprint = Fingerprint::of(&request.command, &request.actor);
         self.sender
-            .try_send(Message::Command { request, reply })
+            .try_send(Message::Command {
+                request,
+                fingerprint,
+                reply,
+            })
             .map_err(|error| Unavailable {
                 reason: match error {
                     mpsc::error::TrySendError::Full(_) => "the command queue is full".to_owned(),
@@ -342,9 +351,15 @@ impl Engine {
                 continue;
             }
             let (reply, answer) = oneshot::channel();
+            let fingerprint = Fingerprint::of(&request.command, &request.actor);
             // One task sends them one after another, so the queue holds them
             // in request order.
-            match self.sender.send(Message::Command { request, reply }).await {
+            let command = Message::Command {
+                request,
+                fingerprint,
+                reply,
+            };
+            match self.sender.send(command).await {
                 Ok(()) => answers.push(Ok(answer)),
                 Err(_) => answers.push(Err(Unavailable {
                     reason: "the writer has stopped".to_owned(),

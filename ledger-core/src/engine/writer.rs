@@ -21,6 +21,13 @@ use crate::store::{EventLog, Head, LogError};
 
 type Reply = oneshot::Sender<Result<Outcome, Unavailable>>;
 
+/// A command taken from the queue for the current batch.
+struct Queued {
+    request: CommandRequest,
+    fingerprint: Fingerprint,
+    reply: Reply,
+}
+
 pub(super) struct Writer<L: EventLog, S: Storage> {
     pub log: Arc<L>,
     pub snapshots: Option<Arc<SnapshotStore<S>>>,
@@ -67,7 +74,15 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
-                    Message::Command { request, reply } => batch.push((request, reply)),
+                    Message::Command {
+                        request,
+                        fingerprint,
+                        reply,
+                    } => batch.push(Queued {
+                        request,
+                        fingerprint,
+                        reply,
+                    }),
                     Message::Shutdown { done } => {
                         shutdown = Some(done);
                         break;
@@ -107,7 +122,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
     /// true.
     fn process_or_stop(
         &mut self,
-        batch: &mut Vec<(CommandRequest, Reply)>,
+        batch: &mut Vec<Queued>,
         receiver: &mut mpsc::Receiver<Message>,
     ) -> bool {
         if batch.is_empty() {
@@ -143,7 +158,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         }
     }
 
-    fn process(&mut self, batch: Vec<(CommandRequest, Reply)>) -> Result<(), LogError> {
+    fn process(&mut self, batch: Vec<Queued>) -> Result<(), LogError> {
         let now = self.clock.now().max(self.last_now);
         self.last_now = now;
         self.idempotency.forget_expired(now);
@@ -155,8 +170,12 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         // The snapshotter repeats the index's records in this order.
         let mut recorded = Vec::new();
 
-        for (request, reply) in batch {
-            let fingerprint = Fingerprint::of(&request.command, &request.actor);
+        for Queued {
+            request,
+            fingerprint,
+            reply,
+        } in batch
+        {
             if let Some(&index) = pending_by_id.get(&request.command_id) {
                 if pending[index].fingerprint == fingerprint {
                     pending[index].replies.push(reply);
