@@ -2,6 +2,8 @@
 //! serialise the answer and to describe it in the OpenAPI document, so the
 //! two cannot drift apart.
 
+use std::sync::Arc;
+
 use ledger_core::domain::ids::{AccountId, LotId, MerchantId};
 use ledger_core::domain::state::MerchantStatus;
 use ledger_core::domain::{Amount, Currency, Points, Timestamp};
@@ -19,7 +21,7 @@ pub struct Accepted {
     /// The event envelopes the command produced (`schemas/envelope.json`;
     /// each `data` as `schemas/events/<type>.v<schema_version>.json`).
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<EventEnvelope>,
+    pub events: Arc<[EventEnvelope]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuance_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

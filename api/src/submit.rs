@@ -2,6 +2,8 @@
 //! idempotency key), submission, metrics, and the `201` answer with the
 //! events and the ids of what the command created.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -115,10 +117,10 @@ pub fn respond(outcome: Outcome, new_key: Option<(String, String)>) -> Response 
 }
 
 /// The body of an accepted command.
-pub fn accepted(position: Position, events: Vec<EventEnvelope>) -> Accepted {
+pub fn accepted(position: Position, events: Arc<[EventEnvelope]>) -> Accepted {
     let mut accepted = Accepted {
         position,
-        events: Vec::new(),
+        events: Arc::clone(&events),
         issuance_id: None,
         redemption_id: None,
         transfer_id: None,
@@ -128,7 +130,6 @@ pub fn accepted(position: Position, events: Vec<EventEnvelope>) -> Accepted {
         key: None,
     };
     record_created_ids(&mut accepted, &events);
-    accepted.events = events;
     accepted
 }
 

@@ -76,7 +76,8 @@ pub enum Outcome {
     Accepted {
         /// Position of the command's last event.
         position: Position,
-        events: Vec<EventEnvelope>,
+        /// Shared with the committed feed: the writer never copies them.
+        events: Arc<[EventEnvelope]>,
     },
     Rejected(Rejection),
 }
@@ -189,8 +190,44 @@ type StateReader = Box<dyn FnOnce(&State, Head) + Send>;
 /// from the log instead.
 const COMMITTED_BATCHES_BUFFERED: usize = 1_024;
 
-/// The events of one durable append, in position order.
-pub type CommittedBatch = Arc<Vec<EventEnvelope>>;
+/// The events of one durable append, in position order: each accepted
+/// command's events, the same allocation its caller's answer holds (copying
+/// them for the feed cost the writer a clone of every envelope, and the
+/// copies of a large batch were megabytes of fresh pages).
+#[derive(Debug, Default)]
+pub struct Committed {
+    commands: Vec<Arc<[EventEnvelope]>>,
+    events: usize,
+}
+
+impl Committed {
+    pub fn iter(&self) -> impl Iterator<Item = &EventEnvelope> {
+        self.commands.iter().flat_map(|events| events.iter())
+    }
+
+    pub fn first(&self) -> Option<&EventEnvelope> {
+        self.commands.first().and_then(|events| events.first())
+    }
+
+    /// Events, not commands.
+    pub fn len(&self) -> usize {
+        self.events
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+}
+
+impl FromIterator<Arc<[EventEnvelope]>> for Committed {
+    fn from_iter<I: IntoIterator<Item = Arc<[EventEnvelope]>>>(commands: I) -> Self {
+        let commands: Vec<_> = commands.into_iter().collect();
+        let events = commands.iter().map(|events| events.len()).sum();
+        Committed { commands, events }
+    }
+}
+
+pub type CommittedBatch = Arc<Committed>;
 
 /// A cheap, cloneable handle to the running engine.
 #[derive(Debug, Clone)]

@@ -279,14 +279,22 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         self.head = head;
         self.events_since_snapshot += appended;
         self.status.send_replace(EngineStatus::Running { head });
+        // Each command's events are moved once into an allocation that its
+        // answer and the committed feed share.
+        let answered: Vec<(Pending, Arc<[EventEnvelope]>)> = pending
+            .into_iter()
+            .map(|mut accepted| {
+                let events = Arc::from(std::mem::take(&mut accepted.envelopes));
+                (accepted, events)
+            })
+            .collect();
         let committed = if self.committed.receiver_count() > 0 || self.snapshotter.is_some() {
-            // Sized up front: grown by doubling, a batch of a thousand
-            // envelopes was copied at every doubling, into fresh pages.
-            let mut batch = Vec::with_capacity(usize::try_from(appended).unwrap_or_default());
-            for accepted in &pending {
-                batch.extend(accepted.envelopes.iter().cloned());
-            }
-            let batch = Arc::new(batch);
+            let batch: CommittedBatch = Arc::new(
+                answered
+                    .iter()
+                    .map(|(_, events)| Arc::clone(events))
+                    .collect(),
+            );
             if self.committed.receiver_count() > 0 {
                 let _ = self.committed.send(Arc::clone(&batch));
             }
@@ -294,9 +302,8 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         } else {
             None
         };
-        for accepted in pending {
-            let (Some(first), Some(last)) = (accepted.envelopes.first(), accepted.envelopes.last())
-            else {
+        for (accepted, events) in answered {
+            let (Some(first), Some(last)) = (events.first(), events.last()) else {
                 continue;
             };
             let (first, last) = (first.position, last.position);
@@ -309,7 +316,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
             );
             let outcome = Outcome::Accepted {
                 position: last,
-                events: accepted.envelopes,
+                events,
             };
             for reply in accepted.replies {
                 let _ = reply.send(Ok(outcome.clone()));
@@ -379,7 +386,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                     })?;
                 Ok(Outcome::Accepted {
                     position: last,
-                    events,
+                    events: events.into(),
                 })
             }
         }

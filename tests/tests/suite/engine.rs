@@ -115,7 +115,7 @@ async fn start<L: EventLog, S: Storage>(
         .expect("the engine starts")
 }
 
-async fn submit_ok(engine: &Engine, id: u128, command: Command) -> (u64, Vec<EventEnvelope>) {
+async fn submit_ok(engine: &Engine, id: u128, command: Command) -> (u64, Arc<[EventEnvelope]>) {
     match engine.submit(request(id, command)).await {
         Ok(Outcome::Accepted { position, events }) => (position, events),
         other => panic!("command {id} was not accepted: {other:?}"),
@@ -203,7 +203,7 @@ async fn concurrent_callers_get_durable_answers_in_log_order() {
             answers
         }));
     }
-    let mut accepted: BTreeMap<u64, Vec<EventEnvelope>> = BTreeMap::new();
+    let mut accepted: BTreeMap<u64, Arc<[EventEnvelope]>> = BTreeMap::new();
     let mut rejected = 0;
     for task in tasks {
         let answers = task.await.expect("caller task");
@@ -244,7 +244,8 @@ async fn concurrent_callers_get_durable_answers_in_log_order() {
     // envelopes the callers were given, and nothing else after set-up.
     let envelopes = log_envelopes(&log);
     assert_eq!(envelopes.len() as u64, head.position);
-    let acknowledged: Vec<&EventEnvelope> = accepted.values().flatten().collect();
+    let acknowledged: Vec<&EventEnvelope> =
+        accepted.values().flat_map(|events| events.iter()).collect();
     let logged_after_setup: Vec<&EventEnvelope> = envelopes
         .iter()
         .skip(envelopes.len() - acknowledged.len())
