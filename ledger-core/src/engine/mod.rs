@@ -324,6 +324,7 @@ impl Engine {
                     status: status_sender,
                     committed: committed_sender,
                     runtime,
+                    scratch: writer::BatchScratch::default(),
                 };
                 if ready.send(Ok(())).is_ok() {
                     writer.run(receiver);
