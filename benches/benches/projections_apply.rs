@@ -18,13 +18,10 @@ use uuid::Uuid;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ACCOUNTS: usize = 100_000;
-const MIXED_COMMANDS: usize = 400_000;
-
-/// Every event of the set-up, the opening credits and the mix, in order,
-/// as the log would hold them.
-fn committed_envelopes() -> Vec<EventEnvelope> {
-    let mut workload = MixedWorkload::new(ACCOUNTS, 7);
+/// Every event of the set-up, the opening credits and `mixed_commands` of
+/// the mix over `accounts` members, in order, as the log would hold them.
+fn committed_envelopes(accounts: usize, mixed_commands: usize) -> Vec<EventEnvelope> {
+    let mut workload = MixedWorkload::new(accounts, 7);
     let mut state = State::default();
     let start = Timestamp::from_unix_seconds(1_790_000_000);
     let mut timed: Vec<(Command, Timestamp)> = workload
@@ -33,7 +30,7 @@ fn committed_envelopes() -> Vec<EventEnvelope> {
         .chain(workload.opening_credits())
         .map(|command| (command, start))
         .collect();
-    timed.extend((0..MIXED_COMMANDS).map(|_| {
+    timed.extend((0..mixed_commands).map(|_| {
         let next = workload.next_command();
         (next.command, next.now)
     }));
@@ -67,15 +64,26 @@ fn envelope(position: u64, command: usize, now: Timestamp, event: Event) -> Even
     }
 }
 
+/// The mix over 100,000 members, most with a lot or two.
 fn projections_apply(criterion: &mut Criterion) {
-    let envelopes = committed_envelopes();
+    fold(criterion, "fold_mixed_100k_accounts", 100_000, 400_000);
+}
+
+/// Ten thousand members (the load generator's default) and five times the
+/// commands: members gather a hundred lots and more.
+fn projections_apply_few_members(criterion: &mut Criterion) {
+    fold(criterion, "fold_mixed_10k_accounts", 10_000, 2_000_000);
+}
+
+fn fold(criterion: &mut Criterion, name: &str, accounts: usize, mixed_commands: usize) {
+    let envelopes = committed_envelopes(accounts, mixed_commands);
     let mut group = criterion.benchmark_group("projections");
     group.throughput(Throughput::Elements(envelopes.len() as u64));
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(15));
-    group.bench_function("fold_mixed_100k_accounts", |bencher| {
+    group.bench_function(name, |bencher| {
         bencher.iter_custom(|iterations| {
             let mut elapsed = Duration::ZERO;
             for _ in 0..iterations {
@@ -95,5 +103,5 @@ fn projections_apply(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, projections_apply);
+criterion_group!(benches, projections_apply, projections_apply_few_members);
 criterion_main!(benches);

@@ -35,10 +35,24 @@ impl AccountBalance {
     }
 
     fn lot_index(&self, lot_id: LotId) -> Result<usize, usize> {
+        // Debits nearly always take the oldest lot, the first one.
+        if self
+            .lots
+            .first()
+            .is_some_and(|first| first.lot_id == lot_id)
+        {
+            return Ok(0);
+        }
         self.lots.binary_search_by_key(&lot_id, |lot| lot.lot_id)
     }
 
     fn put_lot(&mut self, lot: LotBalance) {
+        // Lot ids only grow, so a new lot goes last: checked first, since
+        // each step of a binary search over many lots was a cache miss.
+        if self.lots.last().is_none_or(|last| last.lot_id < lot.lot_id) {
+            self.lots.push(lot);
+            return;
+        }
         match self.lot_index(lot.lot_id) {
             Ok(index) => self.lots[index] = lot,
             Err(index) => self.lots.insert(index, lot),
