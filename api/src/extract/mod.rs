@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-mod command_id_field;
+mod without_command_id;
 
-use command_id_field::{COMMAND_ID, WithoutCommandId};
+use without_command_id::{COMMAND_ID, WithoutCommandId};
 
 /// A command body decoded into `T`, and the optional `command_id` field
 /// every command body may carry as its idempotency key. An empty body

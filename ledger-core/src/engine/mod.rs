@@ -238,6 +238,22 @@ pub struct Engine {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
+impl Message {
+    /// A command for the writer, its fingerprint computed here, on the
+    /// submitting task.
+    fn command(
+        request: CommandRequest,
+        reply: oneshot::Sender<Result<Outcome, Unavailable>>,
+    ) -> Message {
+        let fingerprint = Fingerprint::of(&request.command, &request.actor);
+        Message::Command {
+            request,
+            fingerprint,
+            reply,
+        }
+    }
+}
+
 impl std::fmt::Debug for Message {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -353,13 +369,8 @@ impl Engine {
             });
         }
         let (reply, answer) = oneshot::channel();
-        let fingerprint = Fingerprint::of(&request.command, &request.actor);
         self.sender
-            .try_send(Message::Command {
-                request,
-                fingerprint,
-                reply,
-            })
+            .try_send(Message::command(request, reply))
             .map_err(|error| Unavailable {
                 reason: match error {
                     mpsc::error::TrySendError::Full(_) => "the command queue is full".to_owned(),
@@ -389,15 +400,9 @@ impl Engine {
                 continue;
             }
             let (reply, answer) = oneshot::channel();
-            let fingerprint = Fingerprint::of(&request.command, &request.actor);
             // One task sends them one after another, so the queue holds them
             // in request order.
-            let command = Message::Command {
-                request,
-                fingerprint,
-                reply,
-            };
-            match self.sender.send(command).await {
+            match self.sender.send(Message::command(request, reply)).await {
                 Ok(()) => answers.push(Ok(answer)),
                 Err(_) => answers.push(Err(Unavailable {
                     reason: "the writer has stopped".to_owned(),

@@ -302,21 +302,12 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         self.status.send_replace(EngineStatus::Running { head });
         // Each command's events are moved once into an allocation that its
         // answer and the committed feed share.
-        let answered: Vec<(Pending, Arc<[EventEnvelope]>)> = pending
-            .drain(..)
-            .map(|mut accepted| {
-                let events = Arc::from(std::mem::take(&mut accepted.envelopes));
-                (accepted, events)
-            })
+        let shared: Vec<Arc<[EventEnvelope]>> = pending
+            .iter_mut()
+            .map(|accepted| Arc::from(std::mem::take(&mut accepted.envelopes)))
             .collect();
-        self.scratch.pending = pending;
         let committed = if self.committed.receiver_count() > 0 || self.snapshotter.is_some() {
-            let batch: CommittedBatch = Arc::new(
-                answered
-                    .iter()
-                    .map(|(_, events)| Arc::clone(events))
-                    .collect(),
-            );
+            let batch: CommittedBatch = Arc::new(shared.iter().cloned().collect());
             if self.committed.receiver_count() > 0 {
                 let _ = self.committed.send(Arc::clone(&batch));
             }
@@ -324,7 +315,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         } else {
             None
         };
-        for (accepted, events) in answered {
+        for (accepted, events) in pending.drain(..).zip(shared) {
             let (Some(first), Some(last)) = (events.first(), events.last()) else {
                 continue;
             };
@@ -344,6 +335,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                 let _ = reply.send(Ok(outcome.clone()));
             }
         }
+        self.scratch.pending = pending;
         self.follow(now, recorded, committed);
         Ok(())
     }
