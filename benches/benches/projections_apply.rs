@@ -7,62 +7,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use benches::{MixedWorkload, admin};
+use benches::committed_envelopes;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use ledger_core::domain::idempotency::Fingerprint;
-use ledger_core::domain::{Command, Context, Event, State, Timestamp, execute};
-use ledger_core::engine::EventEnvelope;
 use projections::Projections;
-use uuid::Uuid;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Every event of the set-up, the opening credits and `mixed_commands` of
-/// the mix over `accounts` members, in order, as the log would hold them.
-fn committed_envelopes(accounts: usize, mixed_commands: usize) -> Vec<EventEnvelope> {
-    let mut workload = MixedWorkload::new(accounts, 7);
-    let mut state = State::default();
-    let start = Timestamp::from_unix_seconds(1_790_000_000);
-    let mut timed: Vec<(Command, Timestamp)> = workload
-        .setup_commands()
-        .into_iter()
-        .chain(workload.opening_credits())
-        .map(|command| (command, start))
-        .collect();
-    timed.extend((0..mixed_commands).map(|_| {
-        let next = workload.next_command();
-        (next.command, next.now)
-    }));
-    let actor = admin();
-    let mut envelopes = Vec::new();
-    for (index, (command, now)) in timed.into_iter().enumerate() {
-        let context = Context {
-            now,
-            actor: actor.clone(),
-        };
-        let Ok(events) = execute(&mut state, &command, &context) else {
-            continue;
-        };
-        for event in events {
-            envelopes.push(envelope(envelopes.len() as u64 + 1, index, now, event));
-        }
-    }
-    envelopes
-}
-
-fn envelope(position: u64, command: usize, now: Timestamp, event: Event) -> EventEnvelope {
-    EventEnvelope {
-        position,
-        event_id: Uuid::from_u128(u128::from(position)),
-        schema_version: event.schema_version(),
-        recorded_at: now,
-        command_id: Uuid::from_u128(command as u128),
-        command_fingerprint: Fingerprint([0; 32]),
-        actor: admin(),
-        event,
-    }
-}
 
 /// The mix over 100,000 members, most with a lot or two.
 fn projections_apply(criterion: &mut Criterion) {

@@ -6,11 +6,14 @@
 //! benchmark drives the same realistic command mix.
 
 use ledger_core::domain::command::{Actor, Command, Context, Role};
+use ledger_core::domain::idempotency::Fingerprint;
 use ledger_core::domain::ids::{AccountId, HoldId, IssuanceId, KeyId, MerchantId, OrderRef};
 use ledger_core::domain::money::{Amount, Currency, SUPPLY_CAP_MAX};
 use ledger_core::domain::program::ProgramRules;
-use ledger_core::domain::{State, Timestamp, execute};
+use ledger_core::domain::{Event, State, Timestamp, execute};
+use ledger_core::engine::EventEnvelope;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// SplitMix64: a tiny, seedable generator, so runs are repeatable without a
 /// randomness dependency.
@@ -270,4 +273,50 @@ impl MixedWorkload {
 
 fn amount(text: &str) -> Amount {
     text.parse().unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Every event of the set-up, the opening credits and `mixed_commands` of
+/// the mix over `accounts` members, in order, as the log would hold them.
+pub fn committed_envelopes(accounts: usize, mixed_commands: usize) -> Vec<EventEnvelope> {
+    let mut workload = MixedWorkload::new(accounts, 7);
+    let mut state = State::default();
+    let start = Timestamp::from_unix_seconds(1_790_000_000);
+    let mut timed: Vec<(Command, Timestamp)> = workload
+        .setup_commands()
+        .into_iter()
+        .chain(workload.opening_credits())
+        .map(|command| (command, start))
+        .collect();
+    timed.extend((0..mixed_commands).map(|_| {
+        let next = workload.next_command();
+        (next.command, next.now)
+    }));
+    let actor = admin();
+    let mut envelopes = Vec::new();
+    for (index, (command, now)) in timed.into_iter().enumerate() {
+        let context = Context {
+            now,
+            actor: actor.clone(),
+        };
+        let Ok(events) = execute(&mut state, &command, &context) else {
+            continue;
+        };
+        for event in events {
+            envelopes.push(envelope(envelopes.len() as u64 + 1, index, now, event));
+        }
+    }
+    envelopes
+}
+
+fn envelope(position: u64, command: usize, now: Timestamp, event: Event) -> EventEnvelope {
+    EventEnvelope {
+        position,
+        event_id: Uuid::from_u128(u128::from(position)),
+        schema_version: event.schema_version(),
+        recorded_at: now,
+        command_id: Uuid::from_u128(command as u128),
+        command_fingerprint: Fingerprint([0; 32]),
+        actor: admin(),
+        event,
+    }
 }

@@ -19,8 +19,12 @@ fn id<T>(
     parse(text.to_owned()).ok()
 }
 
-/// The story's commands, each with the seconds to wait before it.
-fn story() -> Option<Vec<(i64, Command)>> {
+/// When the story's first command is decided.
+pub const STORY_START: &str = "2026-02-01T09:00:00Z";
+
+/// The story's commands, each with the seconds to wait before it (also the
+/// source of the test suite's binary fixture log).
+pub fn story() -> Option<Vec<(i64, Command)>> {
     let cafe = id(MerchantId::parse, "cafe")?;
     let books = id(MerchantId::parse, "books")?;
     let spare = id(MerchantId::parse, "spare")?;
@@ -205,8 +209,7 @@ fn story() -> Option<Vec<(i64, Command)>> {
 /// The first event of each type the story produces, as its `data`.
 pub fn examples() -> BTreeMap<&'static str, Value> {
     let mut examples = BTreeMap::new();
-    let (Some(story), Ok(mut now)) = (story(), Timestamp::parse_rfc3339("2026-02-01T09:00:00Z"))
-    else {
+    let (Some(story), Ok(mut now)) = (story(), Timestamp::parse_rfc3339(STORY_START)) else {
         return examples;
     };
     let Ok(key_id) = KeyId::parse("admin-1") else {

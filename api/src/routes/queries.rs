@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use ledger_core::domain::command::Role;
 use ledger_core::domain::ids::{AccountId, MerchantId};
+use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{Position, Record};
 use projections::Projections;
 use serde::Deserialize;
@@ -324,9 +325,12 @@ pub async fn read_log(
         .map_err(|error| ApiError::unavailable(format!("the log could not be read: {error}")))
 }
 
-/// The stored envelope with its chain hashes, as the contract shows it.
+/// The stored envelope in its JSON form with its chain hashes, as the
+/// contract shows it (an event stored at an older schema version shows
+/// upcast, at the current one).
 pub fn record_json(record: &Record) -> Result<Value, ApiError> {
-    let mut envelope: Value = serde_json::from_slice(&record.payload).map_err(internal)?;
+    let envelope = EventEnvelope::decode(&record.payload).map_err(internal)?;
+    let mut envelope = serde_json::to_value(&envelope).map_err(internal)?;
     if let Value::Object(fields) = &mut envelope {
         fields.insert(
             "prev_hash".to_owned(),

@@ -153,7 +153,8 @@ mod rejection_as_json {
 /// snapshots of another layout are then skipped instead of misread.
 pub const WRITER_SNAPSHOT: SnapshotKind = SnapshotKind {
     name: "writer",
-    layout: 1,
+    // 2: money amounts as mantissa and scale instead of decimal text.
+    layout: 2,
 };
 
 /// What a snapshot holds: everything the writer needs to resume.

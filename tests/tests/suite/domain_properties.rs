@@ -15,7 +15,7 @@ use ledger_core::domain::money::{Amount, Currency};
 use ledger_core::domain::program::{ProgramRules, ReleasePolicy, ReversalPolicy, VelocityLimit};
 use ledger_core::domain::time::MICROS_PER_SECOND;
 use ledger_core::domain::{Event, State, Timestamp, apply, state_digest, try_apply};
-use ledger_core::engine::WRITER_SNAPSHOT;
+use ledger_core::engine::{EventEnvelope, WRITER_SNAPSHOT};
 use ledger_core::store::snapshot::{decode_body, encode_body};
 use projections::snapshot::READ_MODELS_SNAPSHOT;
 use proptest::prelude::*;
@@ -442,7 +442,7 @@ fn check_replay(simulation: &Simulation) -> Result<(), TestCaseError> {
     // agree with the writer's state on every balance, hold, lot and total.
     let mut projections = projections::Projections::new();
     for (index, event) in simulation.log.iter().enumerate() {
-        let envelope = ledger_core::engine::EventEnvelope {
+        let envelope = EventEnvelope {
             position: index as u64 + 1,
             event_id: Uuid::from_u128(index as u128),
             schema_version: event.schema_version(),
@@ -452,19 +452,21 @@ fn check_replay(simulation: &Simulation) -> Result<(), TestCaseError> {
             actor: admin(),
             event: event.clone(),
         };
-        // What is written matches the committed schemas.
-        let stored: serde_json::Value = serde_json::from_slice(
-            &envelope
-                .encode()
-                .map_err(|error| TestCaseError::fail(error.to_string()))?,
-        )
-        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+        // What is shown matches the committed schemas, and both stored
+        // forms (binary, and JSON as older logs hold it) read back whole.
+        let fail = |error: &dyn std::fmt::Display| TestCaseError::fail(error.to_string());
+        let json = envelope.encode_json().map_err(|error| fail(&error))?;
+        let shown: serde_json::Value =
+            serde_json::from_slice(&json).map_err(|error| fail(&error))?;
         schemas()
-            .check_envelope(&stored)
+            .check_envelope(&shown)
             .map_err(TestCaseError::fail)?;
-        projections
-            .apply(&envelope)
-            .map_err(|error| TestCaseError::fail(error.to_string()))?;
+        let stored = envelope.encode().map_err(|error| fail(&error))?;
+        let read = EventEnvelope::decode(&stored).map_err(|error| fail(&error))?;
+        prop_assert_eq!(&read, &envelope);
+        let read_json = EventEnvelope::decode(&json).map_err(|error| fail(&error))?;
+        prop_assert_eq!(&read_json, &envelope);
+        projections.apply(&read).map_err(|error| fail(&error))?;
     }
     for submission in &simulation.submissions {
         let command = serde_json::to_value(&submission.command)

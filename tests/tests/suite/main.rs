@@ -2,6 +2,7 @@
 
 mod domain_properties;
 mod engine;
+mod envelope_layout;
 mod event_log;
 mod http_api;
 mod read_models;

@@ -39,7 +39,7 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn verified_json(arguments: &[&str]) -> Value {
+pub(super) fn verified_json(arguments: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(arguments);
     let output = replay(&all);

@@ -1,0 +1,215 @@
+//! Stored envelopes are positional (postcard): a log written by this build
+//! must read the same in every later one. `tests/fixtures/ledger-v2` holds
+//! one event of every type (the schema catalogue's example story, run
+//! through the real engine) in the binary form, and its bytes never change:
+//!
+//! * it must keep verifying against the head recorded when it was written;
+//! * every record still at its type's current schema version must decode
+//!   and re-encode to exactly its stored bytes, so a payload whose layout
+//!   changed (a field added, removed, reordered or retyped, an enum variant
+//!   moved) fails here until its schema version is bumped with an upcast
+//!   (`schemas/README.md`);
+//! * records at an older version must decode (upcast).
+//!
+//! A log of the JSON era (`ledger-v1`) continued by this build holds both
+//! forms and verifies whole.
+//!
+//! The fixture was written with
+//! `WRITE_LEDGER_V2_FIXTURE=1 cargo test -p tests --test suite envelope_layout`,
+//! which refuses to overwrite it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ledger_core::domain::Timestamp;
+use ledger_core::domain::command::{Actor, Command, Role};
+use ledger_core::domain::event::{EVENT_KINDS, current_schema_version};
+use ledger_core::domain::ids::KeyId;
+use ledger_core::engine::{
+    CommandRequest, Engine, EngineConfig, EventEnvelope, ManualClock, Outcome,
+};
+use ledger_core::store::snapshot::SnapshotStore;
+use ledger_core::store::storage::OsStorage;
+use ledger_core::store::{FileLog, LogMode};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::replay::verified_json;
+
+/// The head of `tests/fixtures/ledger-v2` when it was written.
+const FIXTURE_HEAD: &str = "28:4c6f5a1f8884f8814cb869c1aaaf85972a66e1dea031cce9a3d27b6b7db3b8dc";
+/// Event types in the fixture: every type there was when it was written.
+const FIXTURE_KINDS: usize = 20;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn admin() -> Actor {
+    Actor {
+        key_id: KeyId::parse("admin-1").expect("valid"),
+        role: Role::Admin,
+        merchant_id: None,
+    }
+}
+
+async fn start_engine(directory: &Path, clock: Arc<ManualClock>) -> Engine {
+    let log = FileLog::open(
+        directory.join("log"),
+        LogMode::ReadWrite {
+            ledger_id_if_new: Uuid::from_u128(0x001e_d9e7_0002),
+        },
+    )
+    .expect("log opens");
+    Engine::start(
+        Arc::new(log),
+        None::<SnapshotStore<OsStorage>>,
+        clock,
+        EngineConfig::default(),
+    )
+    .await
+    .expect("engine starts")
+}
+
+async fn submit(engine: &Engine, number: u128, command: Command) -> Outcome {
+    engine
+        .submit(CommandRequest {
+            command_id: Uuid::from_u128(number),
+            command,
+            actor: admin(),
+        })
+        .await
+        .expect("answered")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::print_stdout,
+    reason = "prints the head and type count to record in the constants above"
+)]
+async fn write_the_binary_fixture_when_asked() {
+    if std::env::var_os("WRITE_LEDGER_V2_FIXTURE").is_none() {
+        return;
+    }
+    let directory = fixture("ledger-v2");
+    assert!(
+        !directory.exists(),
+        "{} exists: a fixture is written once and never rewritten",
+        directory.display()
+    );
+    let story = schemas::examples::story().expect("the example story builds");
+    let clock = Arc::new(ManualClock::at(
+        Timestamp::parse_rfc3339(schemas::examples::STORY_START).expect("valid"),
+    ));
+    let engine = start_engine(&directory, Arc::clone(&clock)).await;
+    for (number, (wait_seconds, command)) in story.into_iter().enumerate() {
+        clock.advance_seconds(wait_seconds);
+        submit(&engine, number as u128 + 1, command).await;
+    }
+    engine.shutdown().await;
+    // The lock belongs to a running writer, not to the fixture.
+    std::fs::remove_file(directory.join("log").join("LOCK")).expect("the writer's lock file");
+    let records = stored_records(&directory);
+    let head = records.last().expect("the story wrote events");
+    let kinds: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|record| {
+            EventEnvelope::decode(&record.payload)
+                .expect("decodes")
+                .event
+                .kind()
+        })
+        .collect();
+    println!(
+        "FIXTURE_HEAD: {}:{}  FIXTURE_KINDS: {}",
+        head.position,
+        hex::encode(head.hash),
+        kinds.len()
+    );
+}
+
+fn stored_records(directory: &Path) -> Vec<ledger_core::store::Record> {
+    let log = FileLog::open(directory.join("log"), LogMode::ReadOnly).expect("opens read-only");
+    log.read_blocking(0, 10_000).expect("readable")
+}
+
+#[test]
+fn a_binary_log_written_before_still_verifies_and_re_encodes_to_its_bytes() {
+    let directory = fixture("ledger-v2");
+    let path = directory.to_str().expect("UTF-8 path");
+    let verified = verified_json(&["verify", path, "--expect-head", FIXTURE_HEAD]);
+    let records = stored_records(&directory);
+    assert_eq!(verified["verified"]["events"], Value::from(records.len()));
+    let schemas = tests::schemas::Schemas::load().expect("the committed schemas compile");
+    let mut kinds = std::collections::BTreeSet::new();
+    for record in &records {
+        let envelope = EventEnvelope::decode(&record.payload)
+            .unwrap_or_else(|error| panic!("position {}: {error}", record.position));
+        let kind = envelope.event.kind();
+        kinds.insert(kind);
+        if envelope.schema_version == current_schema_version(kind) {
+            let encoded = envelope.encode().expect("encodes");
+            assert!(
+                encoded == record.payload,
+                "position {}: a `{kind}` at schema version {} no longer encodes to the bytes \
+                 stored at that version: its layout changed, so bump its schema version and \
+                 upcast the old one (schemas/README.md)",
+                record.position,
+                envelope.schema_version
+            );
+        } else {
+            assert!(envelope.schema_version < current_schema_version(kind));
+        }
+        let shown = serde_json::to_value(&envelope).expect("serialises");
+        schemas
+            .check_envelope(&shown)
+            .unwrap_or_else(|error| panic!("position {}: {error}", record.position));
+    }
+    assert_eq!(kinds.len(), FIXTURE_KINDS, "{kinds:?}");
+    assert!(FIXTURE_KINDS <= EVENT_KINDS.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_era_log_continued_in_binary_verifies_whole() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let log = directory.path().join("log");
+    std::fs::create_dir(&log).expect("creates");
+    for entry in std::fs::read_dir(fixture("ledger-v1").join("log")).expect("lists") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), log.join(entry.file_name())).expect("copies");
+    }
+    let json_era = stored_records(directory.path());
+    let clock = Arc::new(ManualClock::at(
+        Timestamp::parse_rfc3339("2027-01-01T00:00:00Z").expect("valid"),
+    ));
+    let engine = start_engine(directory.path(), clock).await;
+    let outcome = submit(
+        &engine,
+        0xb1,
+        Command::CreateApiKey {
+            key_id: KeyId::parse("after-the-upgrade").expect("valid"),
+            role: Role::Auditor,
+            merchant_id: None,
+            key_hash: "cd".repeat(32),
+        },
+    )
+    .await;
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    engine.shutdown().await;
+
+    let records = stored_records(directory.path());
+    assert_eq!(records.len(), json_era.len() + 1);
+    assert!(
+        records[..json_era.len()]
+            .iter()
+            .all(|record| record.payload[0] == b'{')
+    );
+    let appended = &records[json_era.len()];
+    assert_ne!(appended.payload[0], b'{', "new records are binary");
+    let path = directory.path().to_str().expect("UTF-8 path");
+    let head = format!("{}:{}", appended.position, hex::encode(appended.hash));
+    let verified = verified_json(&["verify", path, "--expect-head", &head]);
+    assert_eq!(verified["verified"]["events"], Value::from(records.len()));
+}
