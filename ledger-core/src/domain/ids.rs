@@ -7,7 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::Visitor;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest external identifier, in bytes (all allowed characters are ASCII).
 pub const EXTERNAL_ID_LENGTH_MAX: usize = 64;
@@ -44,20 +45,36 @@ fn is_external_id_character(character: char) -> bool {
     character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | ':' | '@' | '-')
 }
 
+/// Reads an id from borrowed text where the format can lend it.
+struct IdVisitor<Id>(fn(&str) -> Result<Id, InvalidId>);
+
+impl<Id> Visitor<'_> for IdVisitor<Id> {
+    type Value = Id;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Id, E> {
+        (self.0)(text).map_err(E::custom)
+    }
+}
+
 macro_rules! external_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         // Shared, immutable text: an id is cloned into every event and
         // record that names it, and a clone should cost a reference count,
         // not an allocation.
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-        #[serde(try_from = "String")]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Arc<str>);
 
         impl $name {
-            pub fn parse(text: impl Into<String>) -> Result<Self, InvalidId> {
-                let text = text.into();
-                validate_external_id(&text)?;
+            /// One allocation, the shared text itself: going through a
+            /// `String` first allocated and copied every id twice.
+            pub fn parse(text: impl AsRef<str>) -> Result<Self, InvalidId> {
+                let text = text.as_ref();
+                validate_external_id(text)?;
                 Ok(Self(Arc::from(text)))
             }
 
@@ -76,6 +93,12 @@ macro_rules! external_id {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0.to_string()
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(IdVisitor(|text: &str| $name::parse(text)))
             }
         }
 
@@ -219,7 +242,28 @@ mod tests {
     fn deserialising_validates() {
         let parsed: Result<AccountId, _> = serde_json::from_str("\"ok-1\"");
         assert_eq!(parsed.map(String::from).ok(), Some("ok-1".to_owned()));
-        let refused: Result<AccountId, _> = serde_json::from_str("\"not ok\"");
-        assert!(refused.is_err());
+        let refused = serde_json::from_str::<AccountId>("\"not ok\"")
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("' ' at index 3"), "{refused}");
+        // Escaped text arrives owned, not borrowed: the same rules apply.
+        let escaped: Result<AccountId, _> = serde_json::from_str("\"ok\\u002d2\"");
+        assert_eq!(escaped.map(String::from).ok(), Some("ok-2".to_owned()));
+        let wrong_type = serde_json::from_str::<AccountId>("42")
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(wrong_type.contains("expected a string"), "{wrong_type}");
+        let binary =
+            postcard::to_allocvec(&MerchantId::parse("m-1").expect("valid")).expect("encodes");
+        assert_eq!(
+            postcard::from_bytes::<MerchantId>(&binary)
+                .map(String::from)
+                .ok(),
+            Some("m-1".to_owned())
+        );
+        let binary = postcard::to_allocvec("m 1").expect("encodes");
+        assert!(postcard::from_bytes::<MerchantId>(&binary).is_err());
     }
 }
