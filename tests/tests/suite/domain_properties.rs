@@ -466,6 +466,21 @@ fn check_replay(simulation: &Simulation) -> Result<(), TestCaseError> {
         prop_assert_eq!(&read, &envelope);
         let read_json = EventEnvelope::decode(&json).map_err(|error| fail(&error))?;
         prop_assert_eq!(&read_json, &envelope);
+        // A damaged or forged record (its checksum recomputed) is refused
+        // or misread, never a panic; a cut one is always refused.
+        for cut in [1, stored.len() / 2, stored.len() - 1] {
+            prop_assert!(
+                EventEnvelope::decode(&stored[..cut]).is_err(),
+                "cut at {}",
+                cut
+            );
+        }
+        let mut damaged = stored.clone();
+        for step in 0..8 {
+            let at = (index * 7 + step * 31) % damaged.len();
+            damaged[at] ^= 0xa5;
+            let _ = EventEnvelope::decode(&damaged);
+        }
         projections.apply(&read).map_err(|error| fail(&error))?;
     }
     for submission in &simulation.submissions {
