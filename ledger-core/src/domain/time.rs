@@ -77,6 +77,82 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 text as the `time` crate writes it (`2026-11-24T10:15:30.1234Z`:
+/// UTC, the fraction without trailing zeros and left out when zero), for
+/// years 0000 to 9999, built on the stack. Formatting through `time` went
+/// via a calendar date and a heap `String`, once per timestamp of every
+/// event an answer shows.
+struct Rfc3339Text {
+    bytes: [u8; 27],
+    length: usize,
+}
+
+impl Rfc3339Text {
+    fn of(instant: Timestamp) -> Option<Rfc3339Text> {
+        let (year, month, day) = civil_from_days(instant.day_index());
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let micros_of_day = instant.0.rem_euclid(MICROS_PER_DAY);
+        let seconds_of_day = micros_of_day / MICROS_PER_SECOND;
+        let mut bytes = *b"0000-00-00T00:00:00.000000Z";
+        write_digits(&mut bytes[0..4], year);
+        write_digits(&mut bytes[5..7], month);
+        write_digits(&mut bytes[8..10], day);
+        write_digits(&mut bytes[11..13], seconds_of_day / 3600);
+        write_digits(&mut bytes[14..16], seconds_of_day / 60 % 60);
+        write_digits(&mut bytes[17..19], seconds_of_day % 60);
+        let mut fraction = micros_of_day % MICROS_PER_SECOND;
+        let length = if fraction == 0 {
+            bytes[19] = b'Z';
+            20
+        } else {
+            write_digits(&mut bytes[20..26], fraction);
+            let mut end = 26;
+            while fraction % 10 == 0 {
+                fraction /= 10;
+                end -= 1;
+            }
+            bytes[end] = b'Z';
+            end + 1
+        };
+        Some(Rfc3339Text { bytes, length })
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are written.
+        std::str::from_utf8(&self.bytes[..self.length]).unwrap_or("")
+    }
+}
+
+/// Fills `into` with the last decimal digits of `value` (non-negative).
+fn write_digits(into: &mut [u8], mut value: i64) {
+    for digit in into.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not an RFC 3339 timestamp")]
 pub struct InvalidTimestamp {
@@ -85,11 +161,8 @@ pub struct InvalidTimestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self
-            .to_offset_date_time()
-            .and_then(|instant| instant.format(&Rfc3339).ok())
-        {
-            Some(text) => formatter.write_str(&text),
+        match Rfc3339Text::of(*self) {
+            Some(text) => formatter.write_str(text.as_str()),
             None => write!(formatter, "@{}us", self.0),
         }
     }
@@ -108,11 +181,9 @@ impl Serialize for Timestamp {
         if !serializer.is_human_readable() {
             return serializer.serialize_i64(self.0);
         }
-        let text = self
-            .to_offset_date_time()
-            .and_then(|instant| instant.format(&Rfc3339).ok())
+        let text = Rfc3339Text::of(*self)
             .ok_or_else(|| serde::ser::Error::custom("timestamp outside the RFC 3339 range"))?;
-        serializer.serialize_str(&text)
+        serializer.serialize_str(text.as_str())
     }
 }
 
@@ -139,6 +210,56 @@ mod tests {
         let text = serde_json::to_string(&instant).expect("serialises");
         assert_eq!(text, "\"2026-11-24T10:15:30.123456Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&text).ok(), Some(instant));
+    }
+
+    /// What `time` writes, the reference the hand-written text must match.
+    fn formatted_by_time(instant: Timestamp) -> Option<String> {
+        instant
+            .to_offset_date_time()
+            .and_then(|instant| instant.format(&Rfc3339).ok())
+    }
+
+    #[test]
+    fn text_matches_the_time_crate_at_the_edges() {
+        let edges = [
+            0,
+            -1,
+            1,
+            999_999,
+            1_000_000,
+            100_000,
+            120_000,
+            MICROS_PER_DAY - 1,
+            951_782_400 * MICROS_PER_SECOND,     // 2000-02-29
+            -62_167_219_200 * MICROS_PER_SECOND, // 0000-01-01
+            -62_167_219_200 * MICROS_PER_SECOND - 1,
+            253_402_300_799 * MICROS_PER_SECOND + 999_999, // 9999-12-31T23:59:59.999999
+            253_402_300_800 * MICROS_PER_SECOND,
+            i64::MAX,
+            i64::MIN,
+        ];
+        for micros in edges {
+            let instant = Timestamp(micros);
+            assert_eq!(
+                Rfc3339Text::of(instant).map(|text| text.as_str().to_owned()),
+                formatted_by_time(instant),
+                "{micros}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_matches_the_time_crate(
+            micros in -62_167_219_200_000_000_i64..253_402_300_800_000_000,
+            round_to in proptest::sample::select(vec![1_i64, 10, 1_000, 1_000_000]),
+        ) {
+            let instant = Timestamp(micros - micros.rem_euclid(round_to));
+            let text = Rfc3339Text::of(instant).map(|text| text.as_str().to_owned());
+            proptest::prop_assert_eq!(&text, &formatted_by_time(instant));
+            let parsed = text.as_deref().map(Timestamp::parse_rfc3339);
+            proptest::prop_assert_eq!(parsed, Some(Ok(instant)));
+        }
     }
 
     #[test]
