@@ -17,4 +17,5 @@ pub mod openapi;
 pub mod reconciliation;
 pub mod routes;
 pub mod server;
+pub mod sized_json;
 pub mod submit;

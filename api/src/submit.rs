@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ledger_core::domain::Event;
@@ -18,6 +17,7 @@ use uuid::Uuid;
 use crate::answers::Accepted;
 use crate::error::ApiError;
 use crate::server::AppState;
+use crate::sized_json::{ENVELOPE_BYTES_TYPICAL, RESULT_BYTES_TYPICAL, SizedJson};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Longest `Idempotency-Key` header value.
@@ -110,7 +110,15 @@ pub fn respond(outcome: Outcome, new_key: Option<(String, String)>) -> Response 
                 answer.key_id = Some(key_id);
                 answer.key = Some(secret);
             }
-            (StatusCode::CREATED, Json(answer)).into_response()
+            let capacity = RESULT_BYTES_TYPICAL + ENVELOPE_BYTES_TYPICAL * answer.events.len();
+            (
+                StatusCode::CREATED,
+                SizedJson {
+                    value: answer,
+                    capacity,
+                },
+            )
+                .into_response()
         }
         Outcome::Rejected(rejection) => ApiError::from(rejection).into_response(),
     }

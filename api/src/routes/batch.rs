@@ -3,7 +3,6 @@
 //! result. A malformed item gets its own `validation_error` and is not
 //! submitted; the others still are.
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -25,6 +24,7 @@ use crate::routes::commands::{
     ExpiryRun, Hold, Issuance, MerchantApplication, Redemption, Reversal, Transfer, review_command,
 };
 use crate::server::AppState;
+use crate::sized_json::{ENVELOPE_BYTES_TYPICAL, RESULT_BYTES_TYPICAL, SizedJson};
 use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted, count_command, idempotency_key_command_id};
 
 pub const BATCH_COMMANDS_MAX: usize = 10_000;
@@ -280,7 +280,22 @@ pub async fn batch(
             })
         })
         .collect();
-    Ok((StatusCode::OK, Json(BatchAnswer { results })))
+    let capacity = results
+        .iter()
+        .map(|result| match result {
+            BatchResult::Accepted { accepted, .. } => {
+                RESULT_BYTES_TYPICAL + ENVELOPE_BYTES_TYPICAL * accepted.events.len()
+            }
+            BatchResult::Refused(_) => RESULT_BYTES_TYPICAL,
+        })
+        .sum();
+    Ok((
+        StatusCode::OK,
+        SizedJson {
+            value: BatchAnswer { results },
+            capacity,
+        },
+    ))
 }
 
 fn outcome_result(outcome: Result<Outcome, ledger_core::engine::Unavailable>) -> BatchResult {

@@ -31,6 +31,7 @@ fn start_with(directory: &Path, extra_args: &[&str]) -> Server {
 
 fn accepted(answer: &Answer, what: &str) -> u64 {
     assert_eq!(answer.status, 201, "{what}: {}", answer.text);
+    assert_eq!(answer.content_type, "application/json", "{what}");
     answer.body["position"]
         .as_u64()
         .unwrap_or_else(|| panic!("{what}: no position in {}", answer.text))
@@ -855,6 +856,7 @@ fn a_batch_decides_in_order_and_answers_each_command() {
     };
     let answer = send();
     assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.content_type, "application/json");
     let results = answer.body["results"].as_array().expect("results");
     let statuses: Vec<(u64, &str)> = results
         .iter()
