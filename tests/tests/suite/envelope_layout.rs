@@ -172,7 +172,7 @@ fn a_binary_log_written_before_still_verifies_and_re_encodes_to_its_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_json_era_log_continued_in_binary_verifies_whole() {
+async fn a_json_era_log_continued_in_binary_verifies_and_recovers_whole() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let log = directory.path().join("log");
     std::fs::create_dir(&log).expect("creates");
@@ -184,19 +184,17 @@ async fn a_json_era_log_continued_in_binary_verifies_whole() {
     let clock = Arc::new(ManualClock::at(
         Timestamp::parse_rfc3339("2027-01-01T00:00:00Z").expect("valid"),
     ));
-    let engine = start_engine(directory.path(), clock).await;
-    let outcome = submit(
-        &engine,
-        0xb1,
-        Command::CreateApiKey {
-            key_id: KeyId::parse("after-the-upgrade").expect("valid"),
-            role: Role::Auditor,
-            merchant_id: None,
-            key_hash: "cd".repeat(32),
-        },
-    )
-    .await;
-    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    let command = || Command::CreateApiKey {
+        key_id: KeyId::parse("after-the-upgrade").expect("valid"),
+        role: Role::Auditor,
+        merchant_id: None,
+        key_hash: "cd".repeat(32),
+    };
+    let engine = start_engine(directory.path(), Arc::clone(&clock)).await;
+    let outcome = submit(&engine, 0xb1, command()).await;
+    let Outcome::Accepted { position, .. } = outcome else {
+        panic!("refused: {outcome:?}");
+    };
     engine.shutdown().await;
 
     let records = stored_records(directory.path());
@@ -212,4 +210,15 @@ async fn a_json_era_log_continued_in_binary_verifies_whole() {
     let head = format!("{}:{}", appended.position, hex::encode(appended.hash));
     let verified = verified_json(&["verify", path, "--expect-head", &head]);
     assert_eq!(verified["verified"]["events"], Value::from(records.len()));
+
+    // Restarted on the mixed log, the engine recovers from both forms, and
+    // a retry of the binary-era command is answered from the log.
+    let engine = start_engine(directory.path(), clock).await;
+    let retried = submit(&engine, 0xb1, command()).await;
+    assert!(
+        matches!(retried, Outcome::Accepted { position: again, .. } if again == position),
+        "{retried:?}"
+    );
+    engine.shutdown().await;
+    assert_eq!(stored_records(directory.path()).len(), records.len());
 }
