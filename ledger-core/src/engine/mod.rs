@@ -165,6 +165,10 @@ struct WriterSnapshot {
     last_now: crate::domain::Timestamp,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every message is a command; boxing it would allocate once per command"
+)]
 enum Message {
     Command {
         request: CommandRequest,
