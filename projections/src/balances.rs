@@ -1,10 +1,15 @@
-//! Member balances: balance, held, available, the lots with what remains
-//! of each, and what expires soon.
+//! Member accounts: balance, held, available, the lots with what remains
+//! of each, what expires soon, and the account's history (the positions of
+//! the events that touched it, for paging). The history lives in the same
+//! per-account entry so that each event looks an account up once: as a
+//! map of its own it cost a second cache-missing lookup per touched
+//! account (BENCHMARKS.md, "Ids held inline").
 
 use ledger_core::domain::event::{LotCredit, LotPortion};
 use ledger_core::domain::ids::{AccountId, HoldId, LotId, MerchantId};
 use ledger_core::domain::sharded_map::ShardedMap;
 use ledger_core::domain::{Event, Points, Timestamp};
+use ledger_core::store::Position;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +31,8 @@ pub struct AccountBalance {
     pub held: Points,
     lots: Vec<LotBalance>,
     holds: Vec<(HoldId, Points)>,
+    /// Positions of the events that touched the account, oldest first.
+    history: Vec<Position>,
 }
 
 impl AccountBalance {
@@ -96,6 +103,13 @@ impl AccountBalance {
         }
     }
 
+    /// Up to `limit` positions of the account's events after `after`,
+    /// oldest first.
+    pub fn history_page(&self, after: Position, limit: usize) -> Vec<Position> {
+        let start = self.history.partition_point(|position| *position <= after);
+        self.history[start..].iter().take(limit).copied().collect()
+    }
+
     pub fn available(&self) -> Points {
         self.balance.saturating_sub(self.held)
     }
@@ -160,7 +174,15 @@ impl Balances {
         }
     }
 
-    pub fn apply(&mut self, event: &Event) {
+    /// Folds the event at `position` into the accounts it touches.
+    pub fn apply(&mut self, position: Position, event: &Event) {
+        for account in event.accounts() {
+            let history = &mut self.entry(account).history;
+            // A transfer to oneself is refused, but never record twice.
+            if history.last() != Some(&position) {
+                history.push(position);
+            }
+        }
         match event {
             Event::PointsIssued(issued) => self.entry(&issued.account).credit(LotBalance {
                 lot_id: issued.lot_id,

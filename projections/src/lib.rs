@@ -1,7 +1,7 @@
 //! # projections
 //!
 //! Read models folded from the committed event log, keyed by global
-//! position: member balances and lots, account history, merchant
+//! position: member balances, lots and history, merchant
 //! settlements and the issuer → redeemer clearing matrix, supply and budget
 //! views, risk alerts. Each is a pure fold over event envelopes, idempotent
 //! by position and rebuildable from genesis; the server and the replay tool
@@ -13,7 +13,6 @@
 //! means something.
 
 pub mod balances;
-pub mod history;
 pub mod keys;
 pub mod live;
 pub mod reconcile;
@@ -23,6 +22,7 @@ pub mod snapshot;
 pub mod supply;
 
 use ledger_core::domain::Amount;
+use ledger_core::domain::ids::AccountId;
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::Position;
 
@@ -32,7 +32,6 @@ use ledger_core::store::Position;
 pub struct Projections {
     position: Position,
     pub balances: balances::Balances,
-    pub history: history::History,
     pub settlements: settlements::Settlements,
     pub supply: supply::Supply,
     pub risk: risk::Risk,
@@ -53,6 +52,19 @@ impl Projections {
         Projections::default()
     }
 
+    /// Up to `limit` positions of `account`'s events after `after`,
+    /// oldest first (none for an account no event named).
+    pub fn history_page(
+        &self,
+        account: &AccountId,
+        after: Position,
+        limit: usize,
+    ) -> Vec<Position> {
+        self.balances
+            .account(account)
+            .map_or_else(Vec::new, |entry| entry.history_page(after, limit))
+    }
+
     /// The last position applied.
     pub fn position(&self) -> Position {
         self.position
@@ -71,8 +83,7 @@ impl Projections {
                 found: envelope.position,
             });
         }
-        self.balances.apply(&envelope.event);
-        self.history.apply(envelope);
+        self.balances.apply(envelope.position, &envelope.event);
         self.settlements.apply(&envelope.event);
         self.supply.apply(&envelope.event);
         self.risk.apply(envelope);

@@ -18,8 +18,8 @@ use crate::live::LiveProjections;
 /// instead of misread.
 pub const READ_MODELS_SNAPSHOT: SnapshotKind = SnapshotKind {
     name: "read_models",
-    // 3: money amounts as mantissa and scale instead of decimal text.
-    layout: 3,
+    // 4: account history inside each account's balance entry.
+    layout: 4,
 };
 
 /// The read models of the newest usable snapshot, or empty ones.

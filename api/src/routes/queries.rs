@@ -9,6 +9,7 @@ use ledger_core::domain::ids::{AccountId, MerchantId};
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{Position, Record};
 use projections::Projections;
+use projections::balances::AccountBalance;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::RwLockReadGuard;
@@ -107,11 +108,8 @@ pub async fn account(
     let account = parse_account(account)?;
     let models = read_models(&state, query.min_position).await?;
     // An account no event has touched yet simply holds nothing.
-    let balance = models
-        .balances
-        .account(&account)
-        .cloned()
-        .unwrap_or_default();
+    let untouched = AccountBalance::default();
+    let balance = models.balances.account(&account).unwrap_or(&untouched);
     let lots = balance
         .lots_in_order()
         .into_iter()
@@ -145,7 +143,7 @@ pub async fn account_history(
     let (positions, as_of) = {
         let models = read_models(&state, page.min_position).await?;
         (
-            models.history.page(&account, page.after, limit),
+            models.history_page(&account, page.after, limit),
             models.position(),
         )
     };

@@ -245,10 +245,10 @@ async fn settlements_supply_and_balances_add_up() {
     );
 
     // History pages through ann's events.
-    let history = projections.history.page(&account("ann"), 0, 100);
+    let history = projections.history_page(&account("ann"), 0, 100);
     assert_eq!(history.len(), 4, "two issuances, a redemption, a transfer");
     assert_eq!(
-        projections.history.page(&account("ann"), history[1], 1),
+        projections.history_page(&account("ann"), history[1], 1),
         vec![history[2]]
     );
     drop(projections);
