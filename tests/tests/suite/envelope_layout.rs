@@ -15,7 +15,7 @@
 //! forms and verifies whole.
 //!
 //! The fixture was written with
-//! `WRITE_LEDGER_V2_FIXTURE=1 cargo test -p tests --test suite envelope_layout`,
+//! `WRITE_LEDGER_V2_FIXTURE=1 cargo test -p tests --test suite envelope_layout -- --ignored`,
 //! which refuses to overwrite it.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +85,7 @@ async fn submit(engine: &Engine, number: u128, command: Command) -> Outcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes the fixture once: WRITE_LEDGER_V2_FIXTURE=1 ... -- --ignored"]
 #[allow(
     clippy::print_stdout,
     reason = "prints the head and type count to record in the constants above"
