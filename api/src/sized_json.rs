@@ -8,12 +8,18 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::answers::Accepted;
 use crate::error::ApiError;
 
 /// Room for one event envelope in JSON (the mixed load's average is 776
 /// bytes) and for what an answer puts around each.
-pub const ENVELOPE_BYTES_TYPICAL: usize = 1024;
+const ENVELOPE_BYTES_TYPICAL: usize = 1024;
 pub const RESULT_BYTES_TYPICAL: usize = 256;
+
+/// Room for an accepted command's answer, alone or within a batch.
+pub fn accepted_bytes(accepted: &Accepted) -> usize {
+    RESULT_BYTES_TYPICAL + ENVELOPE_BYTES_TYPICAL * accepted.events.len()
+}
 
 /// `value` as `application/json`, written into `capacity` bytes reserved
 /// at once (more are grown as usual).

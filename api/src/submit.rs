@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::answers::Accepted;
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::sized_json::{ENVELOPE_BYTES_TYPICAL, RESULT_BYTES_TYPICAL, SizedJson};
+use crate::sized_json::{SizedJson, accepted_bytes};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Longest `Idempotency-Key` header value.
@@ -110,7 +110,7 @@ pub fn respond(outcome: Outcome, new_key: Option<(String, String)>) -> Response 
                 answer.key_id = Some(key_id);
                 answer.key = Some(secret);
             }
-            let capacity = RESULT_BYTES_TYPICAL + ENVELOPE_BYTES_TYPICAL * answer.events.len();
+            let capacity = accepted_bytes(&answer);
             (
                 StatusCode::CREATED,
                 SizedJson {

@@ -24,7 +24,7 @@ use crate::routes::commands::{
     ExpiryRun, Hold, Issuance, MerchantApplication, Redemption, Reversal, Transfer, review_command,
 };
 use crate::server::AppState;
-use crate::sized_json::{ENVELOPE_BYTES_TYPICAL, RESULT_BYTES_TYPICAL, SizedJson};
+use crate::sized_json::{RESULT_BYTES_TYPICAL, SizedJson, accepted_bytes};
 use crate::submit::{IDEMPOTENCY_KEY_HEADER, accepted, count_command, idempotency_key_command_id};
 
 pub const BATCH_COMMANDS_MAX: usize = 10_000;
@@ -283,9 +283,7 @@ pub async fn batch(
     let capacity = results
         .iter()
         .map(|result| match result {
-            BatchResult::Accepted { accepted, .. } => {
-                RESULT_BYTES_TYPICAL + ENVELOPE_BYTES_TYPICAL * accepted.events.len()
-            }
+            BatchResult::Accepted { accepted, .. } => accepted_bytes(accepted),
             BatchResult::Refused(_) => RESULT_BYTES_TYPICAL,
         })
         .sum();

@@ -15,8 +15,8 @@
 //! forms and verifies whole.
 //!
 //! The fixture was written with
-//! `WRITE_LEDGER_V2_FIXTURE=1 cargo test -p tests --test suite envelope_layout -- --ignored`,
-//! which refuses to overwrite it.
+//! `cargo run -p tests --bin write-story-ledger -- tests/fixtures/ledger-v2`
+//! (`tests/src/bin/write_story_ledger.rs`), which refuses to overwrite it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,53 +82,6 @@ async fn submit(engine: &Engine, number: u128, command: Command) -> Outcome {
         })
         .await
         .expect("answered")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes the fixture once: WRITE_LEDGER_V2_FIXTURE=1 ... -- --ignored"]
-#[allow(
-    clippy::print_stdout,
-    reason = "prints the head and type count to record in the constants above"
-)]
-async fn write_the_binary_fixture_when_asked() {
-    if std::env::var_os("WRITE_LEDGER_V2_FIXTURE").is_none() {
-        return;
-    }
-    let directory = fixture("ledger-v2");
-    assert!(
-        !directory.exists(),
-        "{} exists: a fixture is written once and never rewritten",
-        directory.display()
-    );
-    let story = schemas::examples::story().expect("the example story builds");
-    let clock = Arc::new(ManualClock::at(
-        Timestamp::parse_rfc3339(schemas::examples::STORY_START).expect("valid"),
-    ));
-    let engine = start_engine(&directory, Arc::clone(&clock)).await;
-    for (number, (wait_seconds, command)) in story.into_iter().enumerate() {
-        clock.advance_seconds(wait_seconds);
-        submit(&engine, number as u128 + 1, command).await;
-    }
-    engine.shutdown().await;
-    // The lock belongs to a running writer, not to the fixture.
-    std::fs::remove_file(directory.join("log").join("LOCK")).expect("the writer's lock file");
-    let records = stored_records(&directory);
-    let head = records.last().expect("the story wrote events");
-    let kinds: std::collections::BTreeSet<&str> = records
-        .iter()
-        .map(|record| {
-            EventEnvelope::decode(&record.payload)
-                .expect("decodes")
-                .event
-                .kind()
-        })
-        .collect();
-    println!(
-        "FIXTURE_HEAD: {}:{}  FIXTURE_KINDS: {}",
-        head.position,
-        hex::encode(head.hash),
-        kinds.len()
-    );
 }
 
 fn stored_records(directory: &Path) -> Vec<ledger_core::store::Record> {
