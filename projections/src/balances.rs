@@ -85,6 +85,26 @@ impl AccountBalance {
         }
     }
 
+    fn take_portions(&mut self, portions: &[LotPortion]) {
+        self.take(
+            portions
+                .iter()
+                .map(|portion| (portion.lot_id, portion.points)),
+        );
+    }
+
+    fn credit_lots(&mut self, credits: &[LotCredit]) {
+        for credit in credits {
+            self.credit(LotBalance {
+                lot_id: credit.lot_id,
+                merchant_id: credit.origin_merchant_id.clone(),
+                remaining: credit.points,
+                issued_at: credit.issued_at,
+                expires_at: credit.expires_at,
+            });
+        }
+    }
+
     fn hold(&mut self, hold_id: HoldId, points: Points) {
         self.held += points;
         match self.holds.binary_search_by_key(&hold_id, |(id, _)| *id) {
@@ -148,78 +168,68 @@ impl Balances {
         self.accounts.iter()
     }
 
-    fn entry(&mut self, account: &AccountId) -> &mut AccountBalance {
-        self.accounts
-            .get_or_insert_with(account, AccountBalance::default)
-    }
-
-    fn take(&mut self, account: &AccountId, portions: &[LotPortion]) {
-        self.entry(account).take(
-            portions
-                .iter()
-                .map(|portion| (portion.lot_id, portion.points)),
-        );
-    }
-
-    fn credit(&mut self, account: &AccountId, credits: &[LotCredit]) {
-        let entry = self.entry(account);
-        for credit in credits {
-            entry.credit(LotBalance {
-                lot_id: credit.lot_id,
-                merchant_id: credit.origin_merchant_id.clone(),
-                remaining: credit.points,
-                issued_at: credit.issued_at,
-                expires_at: credit.expires_at,
-            });
+    /// The account's entry, with `position` added to its history: each
+    /// touched account is looked up once per event.
+    fn touch(&mut self, account: &AccountId, position: Position) -> &mut AccountBalance {
+        let entry = self
+            .accounts
+            .get_or_insert_with(account, AccountBalance::default);
+        // A transfer to oneself is refused, but never record twice.
+        if entry.history.last() != Some(&position) {
+            entry.history.push(position);
         }
+        entry
     }
 
     /// Folds the event at `position` into the accounts it touches.
     pub fn apply(&mut self, position: Position, event: &Event) {
-        for account in event.accounts() {
-            let history = &mut self.entry(account).history;
-            // A transfer to oneself is refused, but never record twice.
-            if history.last() != Some(&position) {
-                history.push(position);
-            }
-        }
         match event {
-            Event::PointsIssued(issued) => self.entry(&issued.account).credit(LotBalance {
-                lot_id: issued.lot_id,
-                merchant_id: issued.merchant_id.clone(),
-                remaining: issued.points,
-                issued_at: issued.issued_at,
-                expires_at: issued.expires_at,
-            }),
-            Event::PointsRedeemed(redeemed) => self.take(&redeemed.account, &redeemed.consumed),
+            Event::PointsIssued(issued) => {
+                self.touch(&issued.account, position).credit(LotBalance {
+                    lot_id: issued.lot_id,
+                    merchant_id: issued.merchant_id.clone(),
+                    remaining: issued.points,
+                    issued_at: issued.issued_at,
+                    expires_at: issued.expires_at,
+                })
+            }
+            Event::PointsRedeemed(redeemed) => self
+                .touch(&redeemed.account, position)
+                .take_portions(&redeemed.consumed),
             Event::PointsTransferred(transfer) => {
                 let moved = transfer.moved.iter();
-                self.entry(&transfer.from)
+                self.touch(&transfer.from, position)
                     .take(moved.map(|credit| (credit.source_lot_id, credit.points)));
-                self.credit(&transfer.to, &transfer.moved);
+                self.touch(&transfer.to, position)
+                    .credit_lots(&transfer.moved);
             }
-            Event::PointsHeld(held) => self.entry(&held.account).hold(held.hold_id, held.points),
+            Event::PointsHeld(held) => self
+                .touch(&held.account, position)
+                .hold(held.hold_id, held.points),
             Event::HoldCaptured(captured) => {
-                let entry = self.entry(&captured.account);
+                let entry = self.touch(&captured.account, position);
                 entry.end_hold(captured.hold_id);
-                entry.take(
-                    captured
-                        .consumed
-                        .iter()
-                        .map(|portion| (portion.lot_id, portion.points)),
-                );
+                entry.take_portions(&captured.consumed);
             }
-            Event::HoldReleased(released) => {
-                self.entry(&released.account).end_hold(released.hold_id)
+            Event::HoldReleased(released) => self
+                .touch(&released.account, position)
+                .end_hold(released.hold_id),
+            Event::IssuanceReversed(reversed) => self
+                .touch(&reversed.account, position)
+                .take_portions(&reversed.clawed_back),
+            Event::RedemptionReversed(reversed) => self
+                .touch(&reversed.account, position)
+                .credit_lots(&reversed.restored),
+            Event::PointsExpired(expired) => self
+                .touch(&expired.account, position)
+                .take_portions(&expired.lots),
+            // Events that name accounts without moving points (risk
+            // alerts) still belong to their history.
+            other => {
+                for account in other.accounts() {
+                    self.touch(account, position);
+                }
             }
-            Event::IssuanceReversed(reversed) => {
-                self.take(&reversed.account, &reversed.clawed_back)
-            }
-            Event::RedemptionReversed(reversed) => {
-                self.credit(&reversed.account, &reversed.restored)
-            }
-            Event::PointsExpired(expired) => self.take(&expired.account, &expired.lots),
-            _ => {}
         }
     }
 }

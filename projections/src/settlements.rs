@@ -90,23 +90,19 @@ impl Settlements {
         self.merchants.get(merchant_id)
     }
 
-    fn day_of(&mut self, merchant_id: &MerchantId, at: Timestamp) -> Option<&mut MerchantTotals> {
-        let merchant = self.merchants.get_mut(merchant_id)?;
-        Some(merchant.days.entry(at.day_index()).or_default())
-    }
-
+    /// Applies `change` to the merchant's day and all-time totals and
+    /// hands the merchant back for the event's other fields: one lookup
+    /// per event.
     fn change(
         &mut self,
         merchant_id: &MerchantId,
         at: Timestamp,
         change: impl Fn(&mut MerchantTotals),
-    ) {
-        if let Some(day) = self.day_of(merchant_id, at) {
-            change(day);
-        }
-        if let Some(merchant) = self.merchants.get_mut(merchant_id) {
-            change(&mut merchant.totals);
-        }
+    ) -> Option<&mut MerchantAccount> {
+        let merchant = self.merchants.get_mut(merchant_id)?;
+        change(merchant.days.entry(at.day_index()).or_default());
+        change(&mut merchant.totals);
+        Some(merchant)
     }
 
     fn clear(&mut self, at: Timestamp, redeemer: &MerchantId, portions: &[LotPortion], sign: i128) {
@@ -160,11 +156,11 @@ impl Settlements {
             }
             Event::PointsIssued(issued) => {
                 let cost = issued.funds_consumed.amount;
-                self.change(&issued.merchant_id, issued.issued_at, |totals| {
+                let merchant = self.change(&issued.merchant_id, issued.issued_at, |totals| {
                     totals.points_issued += issued.points;
                     totals.funds_consumed = add_money(totals.funds_consumed, cost);
                 });
-                if let Some(merchant) = self.merchants.get_mut(&issued.merchant_id) {
+                if let Some(merchant) = merchant {
                     merchant.funding = issued.funding_after;
                 }
             }
@@ -196,11 +192,11 @@ impl Settlements {
             }
             Event::IssuanceReversed(reversed) => {
                 let refund = reversed.funds_returned.amount;
-                self.change(&reversed.merchant_id, reversed.reversed_at, |totals| {
+                let merchant = self.change(&reversed.merchant_id, reversed.reversed_at, |totals| {
                     totals.points_reversed += reversed.points_reversed;
                     totals.funds_consumed = subtract_money(totals.funds_consumed, refund);
                 });
-                if let Some(merchant) = self.merchants.get_mut(&reversed.merchant_id) {
+                if let Some(merchant) = merchant {
                     merchant.funding = reversed.funding_after;
                 }
             }

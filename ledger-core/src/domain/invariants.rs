@@ -3,9 +3,10 @@
 //! checked where the log is read. Used by the property tests after every
 //! step and by the replay tool.
 
-use super::ids::{AccountId, MerchantId};
+use super::ids::{AccountId, LotId, MerchantId};
 use super::money::Points;
 use super::state::{Account, HoldStatus, Merchant, State};
+use super::time::Timestamp;
 
 /// A broken invariant, numbered as in DESIGN.md, with the values involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,33 +194,62 @@ pub fn check_all(state: &State) -> Result<(), InvariantViolation> {
             ),
         ));
     }
-    for ((expires_at, lot_id), account_id) in &state.lot_expiries {
-        let present = state.accounts.get(account_id).is_some_and(|account| {
-            account
-                .lots
-                .iter()
-                .any(|lot| lot.lot_id == *lot_id && lot.expires_at == Some(*expires_at))
-        });
-        if !present {
-            return Err(violation(
-                0,
-                format!("expiry index names lot {lot_id} of {account_id}, which is gone"),
-            ));
+    check_expiry_index(state)
+}
+
+/// The expiry index holds exactly the accounts' expiring lots, each under
+/// its own account. Both sides are compared as lists sorted by (expiry, lot
+/// id): a lookup into the accounts per index entry, then a scan of that
+/// account's lots, took a seventh of a ten-million-event replay.
+fn check_expiry_index(state: &State) -> Result<(), InvariantViolation> {
+    let mut expiring: Vec<((Timestamp, LotId), &AccountId)> = state
+        .accounts
+        .iter()
+        .flat_map(|(account_id, account)| {
+            account.lots.iter().filter_map(move |lot| {
+                lot.expires_at
+                    .map(|expires_at| ((expires_at, lot.lot_id), account_id))
+            })
+        })
+        .collect();
+    expiring.sort_unstable_by_key(|(key, _)| *key);
+    let mut indexed = state.lot_expiries.iter();
+    for ((expires_at, lot_id), account_id) in expiring {
+        match indexed.next() {
+            Some((key, indexed_account)) if *key == (expires_at, lot_id) => {
+                if indexed_account != account_id {
+                    return Err(violation(
+                        0,
+                        format!(
+                            "expiry index names lot {lot_id} of {indexed_account}, but {account_id} holds it"
+                        ),
+                    ));
+                }
+            }
+            Some(((indexed_expiry, indexed_lot), indexed_account))
+                if (*indexed_expiry, *indexed_lot) < (expires_at, lot_id) =>
+            {
+                return Err(violation(
+                    0,
+                    format!(
+                        "expiry index names lot {indexed_lot} of {indexed_account}, which is gone"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(violation(
+                    0,
+                    format!(
+                        "lot {lot_id} of {account_id} expires at {expires_at} but is missing from the expiry index"
+                    ),
+                ));
+            }
         }
     }
-    let expiring_lots = state
-        .accounts
-        .values()
-        .flat_map(|account| &account.lots)
-        .filter(|lot| lot.expires_at.is_some())
-        .count();
-    if expiring_lots != state.lot_expiries.len() {
+    if let Some(((_, lot_id), account_id)) = indexed.next() {
         return Err(violation(
             0,
-            format!(
-                "{expiring_lots} expiring lots but {} in the expiry index",
-                state.lot_expiries.len()
-            ),
+            format!("expiry index names lot {lot_id} of {account_id}, which is gone"),
         ));
     }
     Ok(())

@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::event::HoldReleaseReason;
+use crate::domain::ids::LotId;
 
 fn expiry_run(ledger: &mut Ledger) -> Vec<Event> {
     let as_of = ledger.now;
@@ -132,4 +133,73 @@ fn a_run_is_bounded_and_says_more_is_pending() {
     assert!(!summary.more_pending);
     assert_eq!(summary.accounts_expired, 5);
     assert_eq!(ledger.state.outstanding(), 0);
+}
+
+/// The full check compares the expiry index with the accounts' lots: each
+/// kind of damage is named, whichever end of the index it sits at.
+#[test]
+fn the_full_check_names_every_damage_to_the_expiry_index() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(10));
+    ledger.issue("ann", "cafe", "o1", 10);
+    ledger.issue("bob", "cafe", "o2", 20);
+    ledger.advance_days(1);
+    ledger.issue("ann", "cafe", "o3", 30);
+    assert_eq!(check_all(&ledger.state), Ok(()));
+    let entries: Vec<_> = ledger
+        .state
+        .lot_expiries
+        .iter()
+        .map(|(key, owner)| (*key, owner.clone()))
+        .collect();
+    assert_eq!(entries.len(), 3);
+    let ((first_expiry, first_lot), first_owner) = entries[0].clone();
+    assert_eq!(first_owner, account("ann"));
+    let (last_expiry, _) = entries[2].0;
+    let damaged = |damage: &dyn Fn(&mut State)| {
+        let mut state = ledger.state.clone();
+        damage(&mut state);
+        match check_all(&state) {
+            Ok(()) => panic!("damage to the expiry index went unnoticed"),
+            Err(violation) => violation.detail,
+        }
+    };
+
+    let missing = damaged(&|state| {
+        state.lot_expiries.remove(&(first_expiry, first_lot));
+    });
+    assert!(
+        missing.contains(&format!("lot {first_lot} of ann")) && missing.contains("missing"),
+        "{missing}"
+    );
+
+    let wrong_owner = damaged(&|state| {
+        state
+            .lot_expiries
+            .insert((first_expiry, first_lot), account("bob"));
+    });
+    assert!(
+        wrong_owner.contains("of bob, but ann holds it"),
+        "{wrong_owner}"
+    );
+
+    let stale_before = damaged(&|state| {
+        state
+            .lot_expiries
+            .insert((Timestamp(first_expiry.0 - 1), LotId(900)), account("ann"));
+    });
+    assert!(
+        stale_before.contains("lot 900 of ann, which is gone"),
+        "{stale_before}"
+    );
+
+    let stale_after = damaged(&|state| {
+        state
+            .lot_expiries
+            .insert((Timestamp(last_expiry.0 + 1), LotId(901)), account("bob"));
+    });
+    assert!(
+        stale_after.contains("lot 901 of bob, which is gone"),
+        "{stale_after}"
+    );
 }
