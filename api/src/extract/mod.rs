@@ -7,14 +7,15 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
-mod without_command_id;
+mod set_aside;
 
-use without_command_id::{COMMAND_ID, WithoutCommandId};
+use set_aside::SetAside;
+pub use set_aside::{Aside, COMMAND_ID};
 
 /// A command body decoded into `T`, and the optional `command_id` field
 /// every command body may carry as its idempotency key. An empty body
@@ -35,11 +36,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CommandBody<T> {
 
 /// A command body from its JSON bytes: one pass, straight into `T`.
 fn decode_command_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<CommandBody<T>, ApiError> {
-    let mut command_id = None;
+    let mut aside = [(COMMAND_ID, None)];
     let mut json = serde_json::Deserializer::from_slice(bytes);
-    let body = serde_path_to_error::deserialize(WithoutCommandId {
+    let body = serde_path_to_error::deserialize(SetAside {
         object: &mut json,
-        command_id: &mut command_id,
+        aside: &mut aside,
     })
     .map_err(|error| {
         let path = error.path().to_string();
@@ -51,6 +52,7 @@ fn decode_command_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<CommandBody<
         }
     })?;
     json.end().map_err(|error| not_json(&error))?;
+    let [(_, command_id)] = aside;
     let command_id = command_id_field(command_id, COMMAND_ID)?;
     Ok(CommandBody { command_id, body })
 }
@@ -70,26 +72,24 @@ fn not_json(error: &serde_json::Error) -> ApiError {
     ApiError::validation("body", format!("not valid JSON: {error}"))
 }
 
-/// Reads the body as one JSON object.
-pub async fn read_json_object<S: Send + Sync>(
-    request: Request,
-    state: &S,
-) -> Result<Map<String, Value>, ApiError> {
-    let bytes = read_json_body(request, state).await?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(ApiError::validation(
-            "body",
-            "the body must be a JSON object",
-        )),
-        Err(error) => Err(not_json(&error)),
+/// Why `bytes` are no JSON object (for a body that did not decode as one).
+pub fn not_an_object(bytes: &[u8]) -> ApiError {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(_)) => {
+            ApiError::validation("body", "the body could not be read as a JSON object")
+        }
+        Ok(_) => ApiError::validation("body", "the body must be a JSON object"),
+        Err(error) => not_json(&error),
     }
 }
 
 /// The body's bytes, once they are known to be sent as JSON; an empty
 /// body reads as `{}`. The body-limit layer stops an oversize body while
 /// it streams in, before it is held whole.
-async fn read_json_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+pub async fn read_json_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -122,11 +122,21 @@ async fn read_json_body<S: Send + Sync>(request: Request, state: &S) -> Result<B
     Ok(bytes)
 }
 
-/// Decodes `value` into `T`; an error names the field's path, prefixed
-/// with `prefix` (for items inside a larger body).
-pub fn decode_value<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|error| field_error(&error.path().to_string(), prefix, error.inner()))
+/// Decodes the JSON object `object` into `T`, the fields named in `aside`
+/// set aside; an error names the field's path, prefixed with `prefix` (for
+/// items inside a larger body). `object` must be one JSON value (a raw
+/// value taken out of a body that parsed).
+pub fn decode_fields<T: DeserializeOwned>(
+    object: &str,
+    prefix: &str,
+    aside: &mut Aside<'_>,
+) -> Result<T, ApiError> {
+    let mut json = serde_json::Deserializer::from_str(object);
+    serde_path_to_error::deserialize(SetAside {
+        object: &mut json,
+        aside,
+    })
+    .map_err(|error| field_error(&error.path().to_string(), prefix, error.inner()))
 }
 
 /// A decoding error at `path` (`.` for the whole value) inside the item

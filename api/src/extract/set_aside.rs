@@ -1,9 +1,10 @@
-//! A command body read straight into its type. Every command body may also
-//! carry `command_id` (its idempotency key), which is no field of the
-//! command's type: this deserializer hands the type every top-level field
-//! but that one, and keeps that one's value aside. Reading the body into a
-//! `serde_json::Value` first and then into the type, as before, built a map
-//! and a string per field for every request.
+//! A JSON object read straight into a type, some top-level fields set
+//! aside. Every command body may carry `command_id` (its idempotency key),
+//! and a batch item also its `type`: neither is a field of the command's
+//! type, so this deserializer hands the type every other field and keeps
+//! those fields' values aside. Reading the body into a `serde_json::Value`
+//! first and then into the type, as before, built a map and a string per
+//! field for every command.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,19 +14,23 @@ use serde_json::Value;
 
 pub const COMMAND_ID: &str = "command_id";
 
-/// The body's object with `command_id` taken out into `command_id`.
-pub struct WithoutCommandId<'slot, D> {
+/// Fields to set aside: each name, and the value found under it (a
+/// repeated field keeps the last, as a JSON map would).
+pub type Aside<'names> = [(&'names str, Option<Value>)];
+
+/// The object `object`, the fields named in `aside` taken out into it.
+pub struct SetAside<'slot, 'names, D> {
     pub object: D,
-    pub command_id: &'slot mut Option<Value>,
+    pub aside: &'slot mut Aside<'names>,
 }
 
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for WithoutCommandId<'_, D> {
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for SetAside<'_, '_, D> {
     type Error = D::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.object.deserialize_map(ObjectVisitor {
             visitor,
-            command_id: self.command_id,
+            aside: self.aside,
         })
     }
 
@@ -36,12 +41,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for WithoutCommandId<'_, D> {
     }
 }
 
-struct ObjectVisitor<'slot, V> {
+struct ObjectVisitor<'slot, 'names, V> {
     visitor: V,
-    command_id: &'slot mut Option<Value>,
+    aside: &'slot mut Aside<'names>,
 }
 
-impl<'de, V: Visitor<'de>> Visitor<'de> for ObjectVisitor<'_, V> {
+impl<'de, V: Visitor<'de>> Visitor<'de> for ObjectVisitor<'_, '_, V> {
     type Value = V::Value;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -51,19 +56,18 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for ObjectVisitor<'_, V> {
     fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<V::Value, M::Error> {
         self.visitor.visit_map(Fields {
             map,
-            command_id: self.command_id,
+            aside: self.aside,
         })
     }
 }
 
-/// The object's fields, `command_id` skipped (its value kept; a repeated
-/// one keeps the last, as a JSON map would).
-struct Fields<'slot, M> {
+/// The object's fields, those set aside skipped.
+struct Fields<'slot, 'names, M> {
     map: M,
-    command_id: &'slot mut Option<Value>,
+    aside: &'slot mut Aside<'names>,
 }
 
-impl<'de, M: MapAccess<'de>> MapAccess<'de> for Fields<'_, M> {
+impl<'de, M: MapAccess<'de>> MapAccess<'de> for Fields<'_, '_, M> {
     type Error = M::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -71,8 +75,8 @@ impl<'de, M: MapAccess<'de>> MapAccess<'de> for Fields<'_, M> {
         seed: K,
     ) -> Result<Option<K::Value>, M::Error> {
         while let Some(key) = self.map.next_key_seed(KeySeed)? {
-            if key == COMMAND_ID {
-                *self.command_id = Some(self.map.next_value()?);
+            if let Some((_, value)) = self.aside.iter_mut().find(|(name, _)| *name == key) {
+                *value = Some(self.map.next_value()?);
                 continue;
             }
             return seed.deserialize(key.into_deserializer()).map(Some);
