@@ -182,7 +182,11 @@ fn item_command_id(
     own: Option<Value>,
     prefix: &str,
 ) -> Result<Uuid, ApiError> {
-    let own = command_id_field(own, &format!("{prefix}.command_id"))?;
+    // The field's name is built only for an item that has the field.
+    let own = match own {
+        Some(value) => command_id_field(Some(value), &format!("{prefix}.{COMMAND_ID}"))?,
+        None => None,
+    };
     match batch_key {
         Some(key) => idempotency_key_command_id(actor, &format!("{key}#{index}")),
         None => Ok(own.unwrap_or_else(Uuid::new_v4)),

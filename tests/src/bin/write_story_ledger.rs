@@ -19,9 +19,7 @@ use anyhow::{Context, anyhow, bail};
 use ledger_core::domain::Timestamp;
 use ledger_core::domain::command::{Actor, Role};
 use ledger_core::domain::ids::KeyId;
-use ledger_core::engine::{CommandRequest, Engine, EngineConfig, EventEnvelope, ManualClock};
-use ledger_core::store::snapshot::SnapshotStore;
-use ledger_core::store::storage::OsStorage;
+use ledger_core::engine::{CommandRequest, EventEnvelope, ManualClock};
 use ledger_core::store::{FileLog, LogMode};
 use uuid::Uuid;
 
@@ -42,19 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::at(Timestamp::parse_rfc3339(
         schemas::examples::STORY_START,
     )?));
-    let log = FileLog::open(
-        directory.join("log"),
-        LogMode::ReadWrite {
-            ledger_id_if_new: Uuid::from_u128(0x001e_d9e7_0002),
-        },
-    )?;
-    let engine = Engine::start(
-        Arc::new(log),
-        None::<SnapshotStore<OsStorage>>,
-        clock.clone(),
-        EngineConfig::default(),
-    )
-    .await?;
+    let engine = tests::fixture_ledger::start_engine(&directory, Arc::clone(&clock)).await?;
     let actor = Actor {
         key_id: KeyId::parse("admin-1")?,
         role: Role::Admin,

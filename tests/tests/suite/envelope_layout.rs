@@ -25,11 +25,7 @@ use ledger_core::domain::Timestamp;
 use ledger_core::domain::command::{Actor, Command, Role};
 use ledger_core::domain::event::{EVENT_KINDS, current_schema_version};
 use ledger_core::domain::ids::KeyId;
-use ledger_core::engine::{
-    CommandRequest, Engine, EngineConfig, EventEnvelope, ManualClock, Outcome,
-};
-use ledger_core::store::snapshot::SnapshotStore;
-use ledger_core::store::storage::OsStorage;
+use ledger_core::engine::{CommandRequest, Engine, EventEnvelope, ManualClock, Outcome};
 use ledger_core::store::{FileLog, LogMode};
 use serde_json::Value;
 use uuid::Uuid;
@@ -56,21 +52,9 @@ fn admin() -> Actor {
 }
 
 async fn start_engine(directory: &Path, clock: Arc<ManualClock>) -> Engine {
-    let log = FileLog::open(
-        directory.join("log"),
-        LogMode::ReadWrite {
-            ledger_id_if_new: Uuid::from_u128(0x001e_d9e7_0002),
-        },
-    )
-    .expect("log opens");
-    Engine::start(
-        Arc::new(log),
-        None::<SnapshotStore<OsStorage>>,
-        clock,
-        EngineConfig::default(),
-    )
-    .await
-    .expect("engine starts")
+    tests::fixture_ledger::start_engine(directory, clock)
+        .await
+        .expect("engine starts")
 }
 
 async fn submit(engine: &Engine, number: u128, command: Command) -> Outcome {

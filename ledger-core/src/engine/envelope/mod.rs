@@ -78,15 +78,10 @@ impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     }
 }
 
-/// Room for a whole envelope up front: binary envelopes of the mixed load
-/// are a few hundred bytes; grown from empty, each payload was reallocated
-/// several times on the writer thread.
-const ENCODED_BYTES_TYPICAL: usize = 512;
-
 impl EventEnvelope {
     /// The stored form: binary.
     pub fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
-        binary::encode(self, Vec::with_capacity(ENCODED_BYTES_TYPICAL))
+        binary::encode(self)
     }
 
     /// The JSON form, as the log stored envelopes before the binary one
