@@ -19,7 +19,8 @@ use crate::live::LiveProjections;
 pub const READ_MODELS_SNAPSHOT: SnapshotKind = SnapshotKind {
     name: "read_models",
     // 4: account history inside each account's balance entry.
-    layout: 4,
+    // 5: each balance entry keeps the largest lot id it was credited.
+    layout: 5,
 };
 
 /// The read models of the newest usable snapshot, or empty ones.

@@ -166,13 +166,11 @@ fn credit_lot(
     }
     let key = lot.consumption_key();
     // A new lot nearly always goes last (issued now, with the programme's
-    // one validity), so the last lot is checked first: for a member with
+    // one validity), so that is checked first: for a member with
     // thousands of lots, each step of a binary search was a cache miss.
-    let goes_last = account
-        .lots
-        .last()
-        .is_none_or(|last| last.consumption_key() < key);
-    if goes_last {
+    let newest_key = (key.0, key.1.0);
+    if newest_key > account.newest_lot_key {
+        account.newest_lot_key = newest_key;
         account.lots.push(lot);
     } else {
         let index = account

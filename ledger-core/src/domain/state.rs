@@ -227,6 +227,11 @@ pub struct Account {
     pub held: Points,
     /// Non-empty lots, in consumption order.
     pub lots: Vec<Lot>,
+    /// The largest consumption key (expiry, lot id) ever credited here,
+    /// `(0, 0)` before the first: a new lot with a larger one goes last
+    /// without reading the last lot, a read that missed the cache on most
+    /// credits (where writing the lot in place does not hold `apply` up).
+    pub newest_lot_key: (i64, u64),
     pub active_holds: Vec<HoldId>,
     /// Points earned per UTC day, oldest first, kept for
     /// `TIER_WINDOW_DAYS_MAX` days (tiers and the daily earning limit).

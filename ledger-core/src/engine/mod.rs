@@ -154,7 +154,8 @@ mod rejection_as_json {
 pub const WRITER_SNAPSHOT: SnapshotKind = SnapshotKind {
     name: "writer",
     // 2: money amounts as mantissa and scale instead of decimal text.
-    layout: 2,
+    // 3: each account keeps the largest consumption key it was credited.
+    layout: 3,
 };
 
 /// What a snapshot holds: everything the writer needs to resume.
