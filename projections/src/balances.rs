@@ -237,12 +237,8 @@ impl Balances {
             // Events that name accounts without moving points (risk
             // alerts) still belong to their history.
             other => {
-                let mut previous = None;
                 for account in other.accounts() {
-                    if previous != Some(account) {
-                        self.touch(account, position);
-                    }
-                    previous = Some(account);
+                    self.touch(account, position);
                 }
             }
         }

@@ -152,13 +152,17 @@ impl Event {
         }
     }
 
-    /// The accounts whose balance or lots this event changes. No
+    /// The accounts whose balance or lots this event changes, each once
+    /// (a transfer to oneself is refused, but a log could hold one). No
     /// allocation: read models and the verifier ask for every event.
     pub fn accounts(&self) -> impl Iterator<Item = &AccountId> + Clone {
         let (first, second) = match self {
             Event::PointsIssued(event) => (Some(&event.account), None),
             Event::PointsRedeemed(event) => (Some(&event.account), None),
-            Event::PointsTransferred(event) => (Some(&event.from), Some(&event.to)),
+            Event::PointsTransferred(event) => (
+                Some(&event.from),
+                Some(&event.to).filter(|to| **to != event.from),
+            ),
             Event::PointsHeld(event) => (Some(&event.account), None),
             Event::HoldCaptured(event) => (Some(&event.account), None),
             Event::HoldReleased(event) => (Some(&event.account), None),

@@ -78,6 +78,20 @@ pub fn check_account(
             format!("account {account_id}: lots out of consumption order"),
         ));
     }
+    // A lot beyond the newest key would let a later credit go last out of
+    // order (see `Account::newest_lot_key`).
+    if let Some(last) = account.lots.last() {
+        let (expiry, lot_id) = last.consumption_key();
+        if (expiry, lot_id.0) > account.newest_lot_key {
+            return Err(violation(
+                0,
+                format!(
+                    "account {account_id}: lot {lot_id} comes after the newest key credited, {:?}",
+                    account.newest_lot_key
+                ),
+            ));
+        }
+    }
     let held_by_holds: Points = account
         .active_holds
         .iter()

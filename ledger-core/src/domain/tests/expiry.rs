@@ -203,3 +203,24 @@ fn the_full_check_names_every_damage_to_the_expiry_index() {
         "{stale_after}"
     );
 }
+
+/// The full check also guards the newest key each account keeps, which
+/// lets a credit go last without reading the last lot.
+#[test]
+fn the_full_check_names_a_lot_beyond_the_newest_key_credited() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(10));
+    ledger.issue("ann", "cafe", "o1", 10);
+    assert_eq!(check_all(&ledger.state), Ok(()));
+    let mut state = ledger.state.clone();
+    if let Some(ann) = state.accounts.get_mut(&account("ann")) {
+        ann.newest_lot_key = (0, 0);
+    }
+    let detail = check_all(&state).map_err(|violation| violation.detail);
+    assert!(
+        detail
+            .as_ref()
+            .is_err_and(|detail| detail.contains("after the newest key credited")),
+        "{detail:?}"
+    );
+}
