@@ -224,3 +224,45 @@ fn the_full_check_names_a_lot_beyond_the_newest_key_credited() {
         "{detail:?}"
     );
 }
+
+/// The account check names each kind of damage to the lots: the balance
+/// against the lots first, then an empty lot kept, then lots out of
+/// consumption order.
+#[test]
+fn the_account_check_names_an_empty_lot_and_lots_out_of_order() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(10));
+    ledger.issue("ann", "cafe", "o1", 10);
+    ledger.issue("ann", "cafe", "o2", 20);
+    assert_eq!(check_all(&ledger.state), Ok(()));
+    let damaged = |damage: &dyn Fn(&mut crate::domain::state::Account)| {
+        let mut state = ledger.state.clone();
+        if let Some(ann) = state.accounts.get_mut(&account("ann")) {
+            damage(ann);
+        }
+        match check_all(&state) {
+            Err(violation) => (violation.invariant, violation.detail),
+            Ok(()) => panic!("the damage went unnoticed"),
+        }
+    };
+
+    let (invariant, detail) = damaged(&|ann| {
+        ann.balance -= ann.lots[0].remaining;
+        ann.lots[0].remaining = 0;
+    });
+    assert_eq!(invariant, 0);
+    assert!(detail.contains("empty lot"), "{detail}");
+
+    let (invariant, detail) = damaged(&|ann| ann.lots.swap(0, 1));
+    assert_eq!(invariant, 0);
+    assert!(detail.contains("out of consumption order"), "{detail}");
+
+    // Both at once, and a balance that no longer matches: the balance is
+    // named first.
+    let (invariant, detail) = damaged(&|ann| {
+        ann.lots[0].remaining = 0;
+        ann.lots.swap(0, 1);
+    });
+    assert_eq!(invariant, 3);
+    assert!(detail.contains("lots sum to"), "{detail}");
+}
