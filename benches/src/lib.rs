@@ -320,3 +320,57 @@ fn envelope(position: u64, command: usize, now: Timestamp, event: Event) -> Even
         event,
     }
 }
+
+/// The read models' batch fold against the one-by-one fold, on the mix
+/// these benchmarks use (it lives here, beside the mix's generator).
+#[cfg(test)]
+mod batch_fold {
+    use projections::{OutOfOrder, Projections};
+
+    use super::committed_envelopes;
+
+    fn one_by_one(envelopes: &[ledger_core::engine::EventEnvelope]) -> Projections {
+        let mut projections = Projections::new();
+        for envelope in envelopes {
+            if let Err(error) = projections.apply(envelope) {
+                panic!("{error}");
+            }
+        }
+        projections
+    }
+
+    #[test]
+    fn folding_in_batches_on_two_threads_equals_folding_one_by_one() {
+        let envelopes = committed_envelopes(500, 6_000);
+        assert!(envelopes.len() > 4_000, "{}", envelopes.len());
+        let mut batched = Projections::new();
+        // Short runs (one thread), long ones (two), a batch that repeats
+        // what was applied, and an empty one.
+        let cuts = [0, 1, 300, 2_000, 2_000, 3_500, envelopes.len()];
+        let mut applied = 0;
+        for window in cuts.windows(2) {
+            let from = window[0].saturating_sub(100);
+            applied += batched
+                .apply_all(&envelopes[from..window[1]])
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        assert_eq!(applied, envelopes.len());
+        assert_eq!(batched, one_by_one(&envelopes));
+    }
+
+    #[test]
+    fn a_gap_stops_the_batch_fold_after_the_run_before_it() {
+        let envelopes = committed_envelopes(500, 2_000);
+        let mut batched = Projections::new();
+        let mut with_gap = envelopes[..1_000].to_vec();
+        with_gap.extend_from_slice(&envelopes[1_001..1_500]);
+        assert_eq!(
+            batched.apply_all(&with_gap),
+            Err(OutOfOrder {
+                applied: envelopes[999].position,
+                found: envelopes[1_000].position + 1,
+            })
+        );
+        assert_eq!(batched, one_by_one(&envelopes[..1_000]));
+    }
+}

@@ -21,6 +21,8 @@ pub mod settlements;
 pub mod snapshot;
 pub mod supply;
 
+use std::borrow::Borrow;
+
 use ledger_core::domain::Amount;
 use ledger_core::domain::ids::AccountId;
 use ledger_core::engine::EventEnvelope;
@@ -91,7 +93,92 @@ impl Projections {
         self.position = envelope.position;
         Ok(true)
     }
+
+    /// Applies `envelopes` in order, as [`Projections::apply`] one by one
+    /// would (those already applied are skipped; at a gap the ones before
+    /// it are applied and the gap is the error), and returns how many were
+    /// applied. A long run is folded on two threads: the read models are
+    /// independent folds, so the merchant settlements and the supply and
+    /// risk views follow the run on a thread of their own while this one
+    /// folds balances, history and keys.
+    pub fn apply_all<E: Borrow<EventEnvelope> + Sync>(
+        &mut self,
+        envelopes: &[E],
+    ) -> Result<usize, OutOfOrder> {
+        let mut applied = 0;
+        let mut rest = envelopes;
+        loop {
+            let stale = rest
+                .iter()
+                .map(Borrow::<EventEnvelope>::borrow)
+                .take_while(|envelope| envelope.position <= self.position)
+                .count();
+            rest = &rest[stale..];
+            let in_order = rest
+                .iter()
+                .map(Borrow::<EventEnvelope>::borrow)
+                .zip(self.position + 1..)
+                .take_while(|(envelope, expected)| envelope.position == *expected)
+                .count();
+            if in_order == 0 {
+                return match rest.first() {
+                    Some(gap) => Err(OutOfOrder {
+                        applied: self.position,
+                        found: Borrow::<EventEnvelope>::borrow(gap).position,
+                    }),
+                    None => Ok(applied),
+                };
+            }
+            let (run, after) = rest.split_at(in_order);
+            self.fold_run(run);
+            applied += run.len();
+            rest = after;
+        }
+    }
+
+    /// Folds envelopes that follow on from the current position, each the
+    /// next.
+    fn fold_run<E: Borrow<EventEnvelope> + Sync>(&mut self, run: &[E]) {
+        let Some(last) = run.last().map(Borrow::<EventEnvelope>::borrow) else {
+            return;
+        };
+        let Projections {
+            position,
+            balances,
+            settlements,
+            supply,
+            risk,
+            keys,
+        } = self;
+        let mut fold_balances = move || {
+            for envelope in run.iter().map(Borrow::<EventEnvelope>::borrow) {
+                balances.apply(envelope.position, &envelope.event);
+                keys.apply(&envelope.event);
+            }
+        };
+        let mut fold_merchants_and_supply = move || {
+            for envelope in run.iter().map(Borrow::<EventEnvelope>::borrow) {
+                settlements.apply(&envelope.event);
+                supply.apply(&envelope.event);
+                risk.apply(envelope);
+            }
+        };
+        if run.len() < PARALLEL_FOLD_EVENTS_MIN {
+            fold_balances();
+            fold_merchants_and_supply();
+        } else {
+            std::thread::scope(|scope| {
+                scope.spawn(fold_merchants_and_supply);
+                fold_balances();
+            });
+        }
+        *position = last.position;
+    }
 }
+
+/// Below this many events a run is folded on the calling thread: starting
+/// and joining a thread costs about as much as folding a few dozen events.
+const PARALLEL_FOLD_EVENTS_MIN: usize = 512;
 
 /// Saturating money sums: a read model never panics. Bounded inputs
 /// (≤ 10¹² points per event, ≤ 10⁶ per point) keep real sums far below

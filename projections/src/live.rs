@@ -143,15 +143,42 @@ impl LiveProjections {
             }
             let reached = {
                 let mut projections = self.projections.write().await;
-                for envelope in &envelopes {
-                    self.reconcile_if_due(&projections);
-                    projections.apply(envelope)?;
-                }
-                self.reconcile_if_due(&projections);
+                self.apply_reconciling(&mut projections, &envelopes)?;
                 projections.position()
             };
             self.position.send_replace(reached);
         }
+    }
+
+    /// Applies a chunk read from the log, or a committed batch, in one
+    /// batch fold (two threads for a long one), stopping at a pending
+    /// reconciliation's position to run it there. A reconciliation
+    /// registered during the fold is at the writer's head, not before the
+    /// chunk's end, so checking before each fold is enough.
+    fn apply_reconciling<E: std::borrow::Borrow<EventEnvelope> + Sync>(
+        &self,
+        projections: &mut Projections,
+        envelopes: &[E],
+    ) -> Result<(), OutOfOrder> {
+        self.reconcile_if_due(projections);
+        let due_at = self
+            .pending_reconciliation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|(summary, _)| summary.position);
+        let split = due_at.map_or(0, |at| {
+            envelopes.partition_point(|envelope| envelope.borrow().position <= at)
+        });
+        if split > 0 && split < envelopes.len() {
+            projections.apply_all(&envelopes[..split])?;
+            self.reconcile_if_due(projections);
+            projections.apply_all(&envelopes[split..])?;
+        } else {
+            projections.apply_all(envelopes)?;
+        }
+        self.reconcile_if_due(projections);
+        Ok(())
     }
 
     /// Follows the engine's committed batches in process (no re-reading or
@@ -172,13 +199,10 @@ impl LiveProjections {
                     if first > self.position() + 1 {
                         self.catch_up(log.as_ref()).await?;
                     }
+                    let envelopes: Vec<&EventEnvelope> = batch.iter().collect();
                     let reached = {
                         let mut projections = self.projections.write().await;
-                        for envelope in batch.iter() {
-                            self.reconcile_if_due(&projections);
-                            projections.apply(envelope)?;
-                        }
-                        self.reconcile_if_due(&projections);
+                        self.apply_reconciling(&mut projections, &envelopes)?;
                         projections.position()
                     };
                     self.position.send_replace(reached);

@@ -558,3 +558,41 @@ async fn read_model_snapshots_restore_the_models_and_untrustworthy_ones_are_igno
         .expect("reads the log");
     assert_eq!(loaded, full);
 }
+
+/// Catching up folds the log in chunks, and a chunk is one batch fold; a
+/// reconciliation registered for a position inside a chunk still runs
+/// exactly there, not at the chunk's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_due_inside_a_catch_up_chunk_runs_at_its_position() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (log, engine, _) = run_story(directory.path()).await;
+    engine.shutdown().await;
+    let envelopes: Vec<EventEnvelope> = log
+        .read_blocking(0, usize::MAX)
+        .expect("reads")
+        .iter()
+        .map(|record| EventEnvelope::decode(&record.payload).expect("decodes"))
+        .collect();
+    let middle = envelopes.len() / 2;
+    let mut state = ledger_core::domain::State::default();
+    for envelope in &envelopes[..middle] {
+        ledger_core::domain::apply(&mut state, &envelope.event);
+    }
+    let at = envelopes[middle - 1].position;
+    // The writer at the middle against the read models there: no
+    // difference; against the read models at the end: differences.
+    for (claimed, expect_differences) in [(at, false), (log.head().position, true)] {
+        let live = LiveProjections::new(Projections::new());
+        let (result, mut differences) = tokio::sync::oneshot::channel();
+        live.reconcile_when_at(WriterSummary::of(&state, claimed), result);
+        live.catch_up(log.as_ref()).await.expect("catches up");
+        let differences = differences
+            .try_recv()
+            .expect("the reconciliation ran during the catch-up");
+        assert_eq!(
+            !differences.is_empty(),
+            expect_differences,
+            "{differences:?}"
+        );
+    }
+}
