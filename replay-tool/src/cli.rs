@@ -180,7 +180,7 @@ fn progress(source: &LogSource, as_of: AsOf) -> ProgressBar {
 fn replay(
     ledger: &Ledger,
     expect_head: Option<ExpectedHead>,
-    mut observe: impl FnMut(&VerifiedEvent, &ledger_core::domain::State) -> Result<(), ReplayError>,
+    mut observe: impl FnMut(VerifiedEvent, &ledger_core::domain::State) -> Result<(), ReplayError>,
 ) -> Result<(Verified, ledger_core::domain::State), Failure> {
     let as_of = ledger.as_of.unwrap_or(AsOf::Head);
     let mut source = LogSource::open(&ledger.data_dir, as_of)?;
@@ -200,16 +200,43 @@ fn replay(
     Ok(verified)
 }
 
-fn projections_observer(
-    models: &mut Projections,
-) -> impl FnMut(&VerifiedEvent, &ledger_core::domain::State) -> Result<(), ReplayError> + '_ {
-    |event, _| {
-        models.apply(&event.envelope).map(|_| ()).map_err(|error| {
-            ReplayError::Output(format!(
-                "the read models refused position {}: {error}",
-                event.envelope.position
-            ))
+/// Envelopes folded into the read models together (`Projections::apply_all`:
+/// model by model, and on two threads).
+const FOLD_CHUNK_ENVELOPES: usize = 4_096;
+
+/// Folds the verified events into read models in chunks; `finish` folds
+/// the last one.
+struct ModelFolder<'models> {
+    models: &'models mut Projections,
+    chunk: Vec<ledger_core::engine::EventEnvelope>,
+}
+
+impl<'models> ModelFolder<'models> {
+    fn new(models: &'models mut Projections) -> ModelFolder<'models> {
+        ModelFolder {
+            models,
+            chunk: Vec::with_capacity(FOLD_CHUNK_ENVELOPES),
+        }
+    }
+
+    fn observe(&mut self, event: VerifiedEvent) -> Result<(), ReplayError> {
+        self.chunk.push(event.envelope);
+        if self.chunk.len() == FOLD_CHUNK_ENVELOPES {
+            self.fold()?;
+        }
+        Ok(())
+    }
+
+    fn fold(&mut self) -> Result<(), ReplayError> {
+        let folded = self.models.apply_all(&self.chunk);
+        self.chunk.clear();
+        folded.map(drop).map_err(|error| {
+            ReplayError::Output(format!("the read models refused the log: {error}"))
         })
+    }
+
+    fn finish(mut self) -> Result<(), Failure> {
+        Ok(self.fold()?)
     }
 }
 
@@ -229,7 +256,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Subcommands::Rebuild { ledger, out } => {
             refuse_inside(&ledger.data_dir, &out)?;
             let mut models = Projections::new();
-            let (verified, _) = replay(&ledger, None, projections_observer(&mut models))?;
+            let mut folder = ModelFolder::new(&mut models);
+            let (verified, _) = replay(&ledger, None, |event, _| folder.observe(event))?;
+            folder.finish()?;
             let files = crate::rebuild::write(&out, &models, &verified, cli.json)?;
             if cli.json {
                 print(&json!({"ok": true, "verified": verified, "files": files}).to_string())
@@ -281,8 +310,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 ExportFormat::Csv => Exporter::Csv(Box::new(csv::Writer::from_writer(writer))),
             };
             replay(&ledger, None, |event, _| {
-                if filter.admits(event) {
-                    exporter.write(event)
+                if filter.admits(&event) {
+                    exporter.write(&event)
                 } else {
                     Ok(())
                 }
@@ -293,12 +322,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Subcommands::Report { ledger } => {
             let mut models = Projections::new();
             let mut builder = ReportBuilder::default();
-            let mut apply = projections_observer(&mut models);
+            let mut folder = ModelFolder::new(&mut models);
             let (verified, state) = replay(&ledger, None, |event, state| {
-                builder.observe(event, state);
-                apply(event, state)
+                builder.observe(&event, state);
+                folder.observe(event)
             })?;
-            drop(apply);
+            folder.finish()?;
             let report = builder.finish(&state, &models);
             if cli.json {
                 print(&json!({"ok": true, "verified": verified, "report": report}).to_string())
@@ -322,7 +351,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 as_of: Some(AsOf::Position(position)),
             };
             let mut models = Projections::new();
-            let (verified, _) = replay(&ledger, None, projections_observer(&mut models))?;
+            let mut folder = ModelFolder::new(&mut models);
+            let (verified, _) = replay(&ledger, None, |event, _| folder.observe(event))?;
+            folder.finish()?;
             if verified.head_position != position {
                 return Err(Failure::Usage(format!(
                     "the server is at position {position} but this log ends at {}; point diff at the server's own data directory",

@@ -67,13 +67,13 @@ impl std::str::FromStr for ExpectedHead {
     }
 }
 
-/// Replays `source` to its end; `on_event` sees every verified event after
-/// it was applied (for progress, and for callers that also build read
-/// models).
+/// Replays `source` to its end; `on_event` is handed every verified event
+/// after it was applied (for progress, and for callers that also build
+/// read models, which keep it for a batch fold).
 pub fn verify(
     source: &mut LogSource,
     expected_head: Option<ExpectedHead>,
-    mut on_event: impl FnMut(&VerifiedEvent, &State),
+    mut on_event: impl FnMut(VerifiedEvent, &State),
 ) -> Result<(Verified, State), ReplayError> {
     let started = Instant::now();
     let mut state = State::default();
@@ -143,7 +143,7 @@ pub fn verify(
         }
         events += 1;
         last = Some((position, verified.hash, envelope.recorded_at));
-        on_event(&verified, &state);
+        on_event(verified, &state);
     }
     if let Some(expected) = expected_head
         && !expected_head_seen
