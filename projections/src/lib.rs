@@ -150,29 +150,50 @@ impl Projections {
             risk,
             keys,
         } = self;
-        let mut fold_balances = move || {
-            for envelope in run.iter().map(Borrow::<EventEnvelope>::borrow) {
-                balances.apply(envelope.position, &envelope.event);
-                keys.apply(&envelope.event);
-            }
-        };
-        let mut fold_merchants_and_supply = move || {
-            for envelope in run.iter().map(Borrow::<EventEnvelope>::borrow) {
-                settlements.apply(&envelope.event);
-                supply.apply(&envelope.event);
-                risk.apply(envelope);
-            }
-        };
-        if run.len() < PARALLEL_FOLD_EVENTS_MIN {
-            fold_balances();
-            fold_merchants_and_supply();
-        } else {
+        let mut folded_merchants = false;
+        if run.len() >= PARALLEL_FOLD_EVENTS_MIN {
             std::thread::scope(|scope| {
-                scope.spawn(fold_merchants_and_supply);
-                fold_balances();
+                // A thread that cannot be started leaves the fold to this
+                // one; it never fails the fold.
+                folded_merchants = std::thread::Builder::new()
+                    .name("projections-fold".to_owned())
+                    .spawn_scoped(scope, || {
+                        fold_merchant_models(run, settlements, supply, risk)
+                    })
+                    .is_ok();
+                fold_account_models(run, balances, keys);
             });
+        } else {
+            fold_account_models(run, balances, keys);
+        }
+        if !folded_merchants {
+            fold_merchant_models(run, settlements, supply, risk);
         }
         *position = last.position;
+    }
+}
+
+fn fold_account_models<E: Borrow<EventEnvelope>>(
+    run: &[E],
+    balances: &mut balances::Balances,
+    keys: &mut keys::Keys,
+) {
+    for envelope in run.iter().map(Borrow::<EventEnvelope>::borrow) {
+        balances.apply(envelope.position, &envelope.event);
+        keys.apply(&envelope.event);
+    }
+}
+
+fn fold_merchant_models<E: Borrow<EventEnvelope>>(
+    run: &[E],
+    settlements: &mut settlements::Settlements,
+    supply: &mut supply::Supply,
+    risk: &mut risk::Risk,
+) {
+    for envelope in run.iter().map(Borrow::<EventEnvelope>::borrow) {
+        settlements.apply(&envelope.event);
+        supply.apply(&envelope.event);
+        risk.apply(envelope);
     }
 }
 
