@@ -219,7 +219,7 @@ fn main() {
         // As the log follower catches up: in chunks, model by model.
         let chunks_started = Instant::now();
         let mut in_chunks = Projections::new();
-        for chunk in envelopes.chunks(4_096) {
+        for chunk in envelopes.chunks(projections::FOLD_CHUNK_ENVELOPES) {
             in_chunks
                 .apply_all(chunk)
                 .unwrap_or_else(|error| fail(error));

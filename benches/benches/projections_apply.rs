@@ -51,9 +51,6 @@ enum FoldBy {
     Chunks,
 }
 
-/// The log follower's chunk (`projections::live`).
-const CHUNK_ENVELOPES: usize = 4_096;
-
 fn fold(criterion: &mut Criterion, name: &str, accounts: usize, mixed_commands: usize) {
     fold_with(criterion, name, accounts, mixed_commands, FoldBy::Event);
 }
@@ -87,7 +84,7 @@ fn fold_with(
                         }
                     }
                     FoldBy::Chunks => {
-                        for chunk in envelopes.chunks(CHUNK_ENVELOPES) {
+                        for chunk in envelopes.chunks(projections::FOLD_CHUNK_ENVELOPES) {
                             if let Err(error) = projections.apply_all(chunk) {
                                 panic!("{error}");
                             }

@@ -12,10 +12,6 @@ use tokio::sync::{RwLock, RwLockReadGuard, oneshot, watch};
 use crate::reconcile::{Difference, WriterSummary, reconcile};
 use crate::{OutOfOrder, Projections};
 
-/// Records applied per lock acquisition, so queries are never locked out
-/// for long while the follower catches up.
-const FOLLOW_CHUNK_RECORDS: usize = 4_096;
-
 /// A reconciliation waiting for the read models to reach the position of
 /// the writer summary it carries.
 type PendingReconciliation = (WriterSummary, oneshot::Sender<Vec<Difference>>);
@@ -127,7 +123,7 @@ impl LiveProjections {
     pub async fn catch_up<L: EventLog>(&self, log: &L) -> Result<Position, FollowError> {
         loop {
             let after = self.position();
-            let records = log.read(after, FOLLOW_CHUNK_RECORDS).await?;
+            let records = log.read(after, crate::FOLD_CHUNK_ENVELOPES).await?;
             if records.is_empty() {
                 return Ok(after);
             }

@@ -200,12 +200,9 @@ fn replay(
     Ok(verified)
 }
 
-/// Envelopes folded into the read models together (`Projections::apply_all`:
-/// model by model, and on two threads).
-const FOLD_CHUNK_ENVELOPES: usize = 4_096;
-
-/// Folds the verified events into read models in chunks; `finish` folds
-/// the last one.
+/// Folds the verified events into read models in chunks
+/// (`Projections::apply_all`: model by model, a long run on two threads);
+/// `finish` folds the last one.
 struct ModelFolder<'models> {
     models: &'models mut Projections,
     chunk: Vec<ledger_core::engine::EventEnvelope>,
@@ -215,13 +212,13 @@ impl<'models> ModelFolder<'models> {
     fn new(models: &'models mut Projections) -> ModelFolder<'models> {
         ModelFolder {
             models,
-            chunk: Vec::with_capacity(FOLD_CHUNK_ENVELOPES),
+            chunk: Vec::with_capacity(projections::FOLD_CHUNK_ENVELOPES),
         }
     }
 
     fn observe(&mut self, event: VerifiedEvent) -> Result<(), ReplayError> {
         self.chunk.push(event.envelope);
-        if self.chunk.len() == FOLD_CHUNK_ENVELOPES {
+        if self.chunk.len() == projections::FOLD_CHUNK_ENVELOPES {
             self.fold()?;
         }
         Ok(())

@@ -204,6 +204,23 @@ fn the_full_check_names_every_damage_to_the_expiry_index() {
     );
 }
 
+/// What the full check finds after `damage` to ann's account, in a copy
+/// of the ledger's state.
+fn found_after_damage_to_ann(
+    ledger: &Ledger,
+    damage: &dyn Fn(&mut crate::domain::state::Account),
+) -> (u8, String) {
+    assert_eq!(check_all(&ledger.state), Ok(()));
+    let mut state = ledger.state.clone();
+    if let Some(ann) = state.accounts.get_mut(&account("ann")) {
+        damage(ann);
+    }
+    match check_all(&state) {
+        Err(violation) => (violation.invariant, violation.detail),
+        Ok(()) => panic!("the damage went unnoticed"),
+    }
+}
+
 /// The full check also guards the newest key each account keeps, which
 /// lets a credit go last without reading the last lot.
 #[test]
@@ -211,18 +228,8 @@ fn the_full_check_names_a_lot_beyond_the_newest_key_credited() {
     let mut ledger = Ledger::with_merchants();
     configure(&mut ledger, |rules| rules.expiry_days = Some(10));
     ledger.issue("ann", "cafe", "o1", 10);
-    assert_eq!(check_all(&ledger.state), Ok(()));
-    let mut state = ledger.state.clone();
-    if let Some(ann) = state.accounts.get_mut(&account("ann")) {
-        ann.newest_lot_key = (0, 0);
-    }
-    let detail = check_all(&state).map_err(|violation| violation.detail);
-    assert!(
-        detail
-            .as_ref()
-            .is_err_and(|detail| detail.contains("after the newest key credited")),
-        "{detail:?}"
-    );
+    let (_, detail) = found_after_damage_to_ann(&ledger, &|ann| ann.newest_lot_key = (0, 0));
+    assert!(detail.contains("after the newest key credited"), "{detail}");
 }
 
 /// The account check names each kind of damage to the lots: the balance
@@ -234,16 +241,8 @@ fn the_account_check_names_an_empty_lot_and_lots_out_of_order() {
     configure(&mut ledger, |rules| rules.expiry_days = Some(10));
     ledger.issue("ann", "cafe", "o1", 10);
     ledger.issue("ann", "cafe", "o2", 20);
-    assert_eq!(check_all(&ledger.state), Ok(()));
     let damaged = |damage: &dyn Fn(&mut crate::domain::state::Account)| {
-        let mut state = ledger.state.clone();
-        if let Some(ann) = state.accounts.get_mut(&account("ann")) {
-            damage(ann);
-        }
-        match check_all(&state) {
-            Err(violation) => (violation.invariant, violation.detail),
-            Ok(()) => panic!("the damage went unnoticed"),
-        }
+        found_after_damage_to_ann(&ledger, damage)
     };
 
     let (invariant, detail) = damaged(&|ann| {
