@@ -80,7 +80,23 @@ impl Fingerprint {
         hasher.update(&actor_json);
         Fingerprint(hasher.finalize().into())
     }
+
+    /// What the index keeps of a fingerprint.
+    fn prefix(&self) -> FingerprintPrefix {
+        let mut prefix = [0; 16];
+        prefix.copy_from_slice(&self.0[..16]);
+        FingerprintPrefix(prefix)
+    }
 }
+
+/// The first 128 bits of a fingerprint: the index holds one per command id
+/// of the retention window, and half of SHA-256 still tells a different
+/// command under a reused id from a retry (a match by chance is a 2^-128
+/// event; forging one is a second preimage of 128 bits). An entry is 56
+/// bytes instead of 72, and the writer and the snapshotter each hold the
+/// index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct FingerprintPrefix([u8; 16]);
 
 #[derive(Debug)]
 pub enum Lookup<'index, Outcome> {
@@ -94,7 +110,7 @@ pub enum Lookup<'index, Outcome> {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry<Outcome> {
-    fingerprint: Fingerprint,
+    fingerprint: FingerprintPrefix,
     outcome: Outcome,
 }
 
@@ -129,7 +145,9 @@ impl<Outcome> IdempotencyIndex<Outcome> {
     pub fn lookup(&self, command_id: Uuid, fingerprint: Fingerprint) -> Lookup<'_, Outcome> {
         match self.entries.get(&command_id) {
             None => Lookup::New,
-            Some(entry) if entry.fingerprint == fingerprint => Lookup::Replay(&entry.outcome),
+            Some(entry) if entry.fingerprint == fingerprint.prefix() => {
+                Lookup::Replay(&entry.outcome)
+            }
             Some(_) => Lookup::KeyReused,
         }
     }
@@ -149,7 +167,7 @@ impl<Outcome> IdempotencyIndex<Outcome> {
         self.entries.insert(
             command_id,
             Entry {
-                fingerprint,
+                fingerprint: fingerprint.prefix(),
                 outcome,
             },
         );
@@ -284,6 +302,24 @@ mod tests {
         ));
         let other = Fingerprint::of(&expiry(2), &actor());
         assert!(matches!(index.lookup(command_id, other), Lookup::KeyReused));
+        // The index compares the first 128 bits: a difference there is
+        // another command, one beyond them is not seen.
+        let mut early = first;
+        early.0[15] ^= 1;
+        assert!(matches!(index.lookup(command_id, early), Lookup::KeyReused));
+        let mut late = first;
+        late.0[16] ^= 1;
+        assert!(matches!(
+            index.lookup(command_id, late),
+            Lookup::Replay(&"first")
+        ));
+    }
+
+    #[test]
+    fn an_entry_for_an_outcome_of_three_words_is_56_bytes() {
+        // The engine's outcome is three words (tested there); the index
+        // holds one entry per command of the retention window.
+        assert_eq!(size_of::<(Uuid, Entry<[u64; 3]>)>(), 56);
     }
 
     #[test]
