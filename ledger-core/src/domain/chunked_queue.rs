@@ -1,9 +1,9 @@
 //! A first-in, first-out queue kept in fixed-size chunks. A `VecDeque`
 //! grows by doubling and copying everything it holds; the idempotency
-//! index's queue of command ids by time holds every command of the
-//! retention window, so each doubling would pause the writer for a copy of
-//! all of them. Here growing adds a chunk and never moves an entry.
-//! Serialised exactly like a sequence.
+//! index keeps every command of the retention window in one, so each
+//! doubling would pause the writer for a copy of all of them. Here growing
+//! adds a chunk and never moves an entry. Entries are also found by their
+//! place from the front. Serialised exactly like a sequence.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -15,11 +15,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const CHUNK_ENTRIES: usize = 4_096;
 
+/// Every chunk but the first and the last holds `CHUNK_ENTRIES`: entries
+/// are added to the last chunk until it is full and taken from the first.
 #[derive(Debug, Clone)]
 pub struct ChunkedQueue<T> {
-    chunks: VecDeque<Vec<T>>,
-    /// Entries already taken from the front chunk.
-    taken: usize,
+    chunks: VecDeque<VecDeque<T>>,
     len: usize,
 }
 
@@ -27,13 +27,12 @@ impl<T> Default for ChunkedQueue<T> {
     fn default() -> Self {
         ChunkedQueue {
             chunks: VecDeque::new(),
-            taken: 0,
             len: 0,
         }
     }
 }
 
-impl<T: Copy> ChunkedQueue<T> {
+impl<T> ChunkedQueue<T> {
     pub fn new() -> Self {
         ChunkedQueue::default()
     }
@@ -48,10 +47,10 @@ impl<T: Copy> ChunkedQueue<T> {
 
     pub fn push_back(&mut self, entry: T) {
         match self.chunks.back_mut() {
-            Some(chunk) if chunk.len() < CHUNK_ENTRIES => chunk.push(entry),
+            Some(chunk) if chunk.len() < CHUNK_ENTRIES => chunk.push_back(entry),
             _ => {
-                let mut chunk = Vec::with_capacity(CHUNK_ENTRIES);
-                chunk.push(entry);
+                let mut chunk = VecDeque::with_capacity(CHUNK_ENTRIES);
+                chunk.push_back(entry);
                 self.chunks.push_back(chunk);
             }
         }
@@ -59,32 +58,38 @@ impl<T: Copy> ChunkedQueue<T> {
     }
 
     pub fn front(&self) -> Option<&T> {
-        self.chunks.front()?.get(self.taken)
+        self.chunks.front()?.front()
     }
 
     pub fn pop_front(&mut self) -> Option<T> {
-        let entry = *self.front()?;
-        self.taken += 1;
-        self.len -= 1;
-        if self
-            .chunks
-            .front()
-            .is_some_and(|chunk| self.taken == chunk.len())
-            && (self.taken == CHUNK_ENTRIES || self.len == 0)
-        {
+        let chunk = self.chunks.front_mut()?;
+        let entry = chunk.pop_front()?;
+        if chunk.is_empty() {
             self.chunks.pop_front();
-            self.taken = 0;
         }
+        self.len -= 1;
         Some(entry)
+    }
+
+    /// The entry `index` places behind the front (0: the front).
+    pub fn get(&self, index: usize) -> Option<&T> {
+        let first = self.chunks.front()?;
+        match index.checked_sub(first.len()) {
+            None => first.get(index),
+            Some(behind_first) => self
+                .chunks
+                .get(1 + behind_first / CHUNK_ENTRIES)?
+                .get(behind_first % CHUNK_ENTRIES),
+        }
     }
 
     /// Oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten().skip(self.taken)
+        self.chunks.iter().flatten()
     }
 }
 
-impl<T: Copy + Serialize> Serialize for ChunkedQueue<T> {
+impl<T: Serialize> Serialize for ChunkedQueue<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut entries = serializer.serialize_seq(Some(self.len))?;
         for entry in self.iter() {
@@ -94,11 +99,11 @@ impl<T: Copy + Serialize> Serialize for ChunkedQueue<T> {
     }
 }
 
-impl<'de, T: Copy + Deserialize<'de>> Deserialize<'de> for ChunkedQueue<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ChunkedQueue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct SeqVisitor<T>(PhantomData<T>);
 
-        impl<'de, T: Copy + Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
             type Value = ChunkedQueue<T>;
 
             fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -141,6 +146,9 @@ mod tests {
             assert_eq!(queue.len(), reference.len());
             assert_eq!(queue.front(), reference.front());
             assert!(queue.iter().eq(reference.iter()));
+            for index in 0..=reference.len() {
+                assert_eq!(queue.get(index), reference.get(index), "entry {index}");
+            }
         }
         while let Some(entry) = reference.pop_front() {
             assert_eq!(queue.pop_front(), Some(entry));

@@ -5,13 +5,14 @@
 //! fingerprint is refused (`idempotency_key_reused`). Pure: the caller
 //! supplies the time and decides what an outcome is.
 
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::chunked_queue::ChunkedQueue;
 use super::command::{Actor, Command};
-use super::sharded_map::ShardedMap;
+use super::sharded_map::{SHARDS, hash_of, shard_of};
 use super::time::Timestamp;
 
 /// Default retention of command ids: seven days.
@@ -92,9 +93,7 @@ impl Fingerprint {
 /// The first 128 bits of a fingerprint: the index holds one per command id
 /// of the retention window, and half of SHA-256 still tells a different
 /// command under a reused id from a retry (a match by chance is a 2^-128
-/// event; forging one is a second preimage of 128 bits). An entry is 56
-/// bytes instead of 72, and the writer and the snapshotter each hold the
-/// index.
+/// event; forging one is a second preimage of 128 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct FingerprintPrefix([u8; 16]);
 
@@ -108,45 +107,58 @@ pub enum Lookup<'index, Outcome> {
     KeyReused,
 }
 
+/// One command the index remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Entry<Outcome> {
+struct Remembered<Outcome> {
+    at: Timestamp,
+    command_id: Uuid,
     fingerprint: FingerprintPrefix,
     outcome: Outcome,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The commands of the retention window in the order they are forgotten,
+/// each stored once, and tables that find one by its id. The tables hold
+/// only the number of a command's record (8 bytes), so the space a hash
+/// table keeps free is 8 bytes a slot, not a record's 64; a map of the
+/// records needed a second queue of ids by time besides, to forget them
+/// (121 bytes a command in all, against 81 here; BENCHMARKS.md). The
+/// tables are sharded like `ShardedMap`, so growth never rehashes every
+/// command at once (a growing table reads its records' ids again).
+#[derive(Debug, Clone)]
 pub struct IdempotencyIndex<Outcome> {
     retention_seconds: u64,
-    /// Sharded: this map holds every command id of the retention window,
-    /// and a plain map's doubling stalled the writer (see `ShardedMap`).
-    entries: ShardedMap<Uuid, Entry<Outcome>>,
-    /// Command ids by the time they were recorded, oldest first; chunked
-    /// for the same reason.
-    recorded: ChunkedQueue<(Timestamp, Uuid)>,
+    /// Oldest first.
+    remembered: ChunkedQueue<Remembered<Outcome>>,
+    /// The number of the oldest record; a record's number is its place in
+    /// the order of recording, counted from the index's creation.
+    first_number: u64,
+    /// By bits of the command id's hash (`sharded_map::shard_of`).
+    numbers: Box<[HashTable<u64>]>,
 }
 
 impl<Outcome> IdempotencyIndex<Outcome> {
     pub fn new(retention_seconds: u64) -> Self {
         IdempotencyIndex {
             retention_seconds,
-            entries: ShardedMap::new(),
-            recorded: ChunkedQueue::new(),
+            remembered: ChunkedQueue::new(),
+            first_number: 0,
+            numbers: (0..SHARDS).map(|_| HashTable::new()).collect(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.remembered.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.remembered.is_empty()
     }
 
     pub fn lookup(&self, command_id: Uuid, fingerprint: Fingerprint) -> Lookup<'_, Outcome> {
-        match self.entries.get(&command_id) {
+        match self.find(command_id) {
             None => Lookup::New,
-            Some(entry) if entry.fingerprint == fingerprint.prefix() => {
-                Lookup::Replay(&entry.outcome)
+            Some(remembered) if remembered.fingerprint == fingerprint.prefix() => {
+                Lookup::Replay(&remembered.outcome)
             }
             Some(_) => Lookup::KeyReused,
         }
@@ -161,29 +173,105 @@ impl<Outcome> IdempotencyIndex<Outcome> {
         at: Timestamp,
         outcome: Outcome,
     ) {
-        if self.entries.contains_key(&command_id) {
+        self.remember(Remembered {
+            at,
+            command_id,
+            fingerprint: fingerprint.prefix(),
+            outcome,
+        });
+    }
+
+    fn remember(&mut self, command: Remembered<Outcome>) {
+        if self.find(command.command_id).is_some() {
             return;
         }
-        self.entries.insert(
-            command_id,
-            Entry {
-                fingerprint: fingerprint.prefix(),
-                outcome,
-            },
-        );
-        self.recorded.push_back((at, command_id));
+        let hash = hash_of(&command.command_id);
+        let number = self.first_number + self.remembered.len() as u64;
+        self.remembered.push_back(command);
+        let IdempotencyIndex {
+            remembered,
+            first_number,
+            numbers,
+            ..
+        } = self;
+        // Every number in the tables has its record: a number leaves them
+        // before its record leaves the queue.
+        numbers[shard_of(hash)].insert_unique(hash, number, |&number| {
+            record_at(remembered, *first_number, number)
+                .map_or(0, |remembered| hash_of(&remembered.command_id))
+        });
     }
 
     /// Forgets command ids recorded at or before `now − retention`.
     pub fn forget_expired(&mut self, now: Timestamp) {
         let horizon = now.minus_seconds(self.retention_seconds);
-        while let Some((at, command_id)) = self.recorded.front().copied() {
-            if at > horizon {
+        while let Some(oldest) = self.remembered.front() {
+            if oldest.at > horizon {
                 break;
             }
-            self.recorded.pop_front();
-            self.entries.remove(&command_id);
+            let hash = hash_of(&oldest.command_id);
+            let number = self.first_number;
+            if let Ok(entry) = self.numbers[shard_of(hash)].find_entry(hash, |&n| n == number) {
+                entry.remove();
+            }
+            self.remembered.pop_front();
+            self.first_number += 1;
         }
+    }
+
+    fn find(&self, command_id: Uuid) -> Option<&Remembered<Outcome>> {
+        let hash = hash_of(&command_id);
+        let number = self.numbers[shard_of(hash)].find(hash, |&number| {
+            record_at(&self.remembered, self.first_number, number)
+                .is_some_and(|remembered| remembered.command_id == command_id)
+        })?;
+        record_at(&self.remembered, self.first_number, *number)
+    }
+}
+
+fn record_at<Outcome>(
+    remembered: &ChunkedQueue<Remembered<Outcome>>,
+    first_number: u64,
+    number: u64,
+) -> Option<&Remembered<Outcome>> {
+    remembered.get(usize::try_from(number.checked_sub(first_number)?).ok()?)
+}
+
+/// The serialised form: the settings and the remembered commands, oldest
+/// first; the tables are rebuilt when it is read.
+#[derive(Serialize)]
+struct IndexForm<'index, Outcome> {
+    retention_seconds: u64,
+    remembered: &'index ChunkedQueue<Remembered<Outcome>>,
+}
+
+#[derive(Deserialize)]
+struct OwnedIndexForm<Outcome> {
+    retention_seconds: u64,
+    remembered: ChunkedQueue<Remembered<Outcome>>,
+}
+
+impl<Outcome: Serialize> Serialize for IdempotencyIndex<Outcome> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        IndexForm {
+            retention_seconds: self.retention_seconds,
+            remembered: &self.remembered,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, Outcome: Deserialize<'de>> Deserialize<'de> for IdempotencyIndex<Outcome> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let form = OwnedIndexForm::<Outcome>::deserialize(deserializer)?;
+        let mut index = IdempotencyIndex::new(form.retention_seconds);
+        let mut remembered = form.remembered;
+        // Recorded again in order, so a duplicate id (which `record` never
+        // writes) keeps its first outcome here too.
+        while let Some(command) = remembered.pop_front() {
+            index.remember(command);
+        }
+        Ok(index)
     }
 }
 
@@ -208,49 +296,101 @@ mod tests {
     }
 
     #[test]
-    fn the_index_reads_back_from_its_snapshot_form_and_from_the_single_map_form() {
+    fn the_index_reads_back_from_its_snapshot_form() {
         let mut index = IdempotencyIndex::new(60);
         let fingerprint = Fingerprint::of(&expiry(1), &actor());
-        for id in 0..2_000u128 {
+        for id in 0..10_000u128 {
             index.record(
                 Uuid::from_u128(id),
                 fingerprint,
-                Timestamp::from_unix_seconds(100),
+                Timestamp::from_unix_seconds(100 + (id / 1_000) as i64),
                 id as u64,
             );
         }
+        // The oldest records forgotten first, so the written index's
+        // numbering no longer starts at zero (the read one's does).
+        index.forget_expired(Timestamp::from_unix_seconds(162));
+        assert_eq!(index.len(), 7_000);
         let bytes = postcard::to_stdvec(&index).expect("encodes");
-        let read: IdempotencyIndex<u64> = postcard::from_bytes(&bytes).expect("decodes");
-        assert_eq!(read.len(), 2_000);
-        assert!(matches!(
-            read.lookup(Uuid::from_u128(1_234), fingerprint),
-            Lookup::Replay(1_234)
-        ));
-        // Snapshots written while the index was one map and one deque
-        // decode the same.
-        #[derive(Serialize)]
-        struct SingleMap {
-            retention_seconds: u64,
-            entries: rustc_hash::FxHashMap<Uuid, Entry<u64>>,
-            recorded: std::collections::VecDeque<(Timestamp, Uuid)>,
-        }
-        let single = SingleMap {
-            retention_seconds: 60,
-            entries: index
-                .entries
-                .iter()
-                .map(|(id, entry)| (*id, entry.clone()))
-                .collect(),
-            recorded: index.recorded.iter().copied().collect(),
-        };
-        let bytes = postcard::to_stdvec(&single).expect("encodes");
         let mut read: IdempotencyIndex<u64> = postcard::from_bytes(&bytes).expect("decodes");
-        assert!(matches!(
-            read.lookup(Uuid::from_u128(7), fingerprint),
-            Lookup::Replay(7)
-        ));
-        read.forget_expired(Timestamp::from_unix_seconds(160));
+        assert_eq!(read.len(), 7_000);
+        for id in [0u128, 2_999, 3_000, 5_555, 9_999] {
+            let expected = if id < 3_000 { None } else { Some(id as u64) };
+            for index in [&index, &read] {
+                let found = match index.lookup(Uuid::from_u128(id), fingerprint) {
+                    Lookup::Replay(outcome) => Some(*outcome),
+                    Lookup::New => None,
+                    Lookup::KeyReused => panic!("command {id}: key reused"),
+                };
+                assert_eq!(found, expected, "command {id}");
+            }
+        }
+        read.forget_expired(Timestamp::from_unix_seconds(170));
         assert!(read.is_empty(), "expiry reaches every shard");
+        for id in 0..10_000u128 {
+            assert!(matches!(
+                read.lookup(Uuid::from_u128(id), fingerprint),
+                Lookup::New
+            ));
+        }
+    }
+
+    proptest::proptest! {
+        /// Records, lookups, time passing, and snapshot round trips in any
+        /// order: the index answers as a plain map of the window would.
+        #[test]
+        fn the_index_answers_as_a_map_of_the_window_would(
+            operations in proptest::collection::vec((0u8..4, 0u128..40, 0u8..2), 1..300)
+        ) {
+            const RETENTION: i64 = 5;
+            let mut index = IdempotencyIndex::new(RETENTION as u64);
+            let mut model: std::collections::HashMap<u128, (u8, u64, i64)> =
+                std::collections::HashMap::new();
+            let mut now = 100i64;
+            let mut next_outcome = 0u64;
+            for (kind, id, variant) in operations {
+                let fingerprint = Fingerprint([variant; 32]);
+                match kind {
+                    0 => {
+                        next_outcome += 1;
+                        index.record(
+                            Uuid::from_u128(id),
+                            fingerprint,
+                            Timestamp::from_unix_seconds(now),
+                            next_outcome,
+                        );
+                        model.entry(id).or_insert((variant, next_outcome, now));
+                    }
+                    1 => {
+                        let expected = match model.get(&id) {
+                            None => "new".to_owned(),
+                            Some((stored, outcome, _)) if *stored == variant => {
+                                format!("replay {outcome}")
+                            }
+                            Some(_) => "reused".to_owned(),
+                        };
+                        let found = match index.lookup(Uuid::from_u128(id), fingerprint) {
+                            Lookup::New => "new".to_owned(),
+                            Lookup::Replay(outcome) => format!("replay {outcome}"),
+                            Lookup::KeyReused => "reused".to_owned(),
+                        };
+                        proptest::prop_assert_eq!(found, expected, "command {}", id);
+                    }
+                    2 => {
+                        now += i64::from(variant) + (id % 3) as i64;
+                        index.forget_expired(Timestamp::from_unix_seconds(now));
+                        model.retain(|_, (_, _, at)| *at > now - RETENTION);
+                    }
+                    _ => {
+                        let bytes = postcard::to_stdvec(&index).expect("encodes");
+                        index = postcard::from_bytes(&bytes).expect("decodes");
+                    }
+                }
+                proptest::prop_assert_eq!(index.len(), model.len());
+                let numbered: usize = index.numbers.iter().map(HashTable::len).sum();
+                proptest::prop_assert_eq!(numbered, model.len(), "a table slot per record");
+            }
+        }
     }
 
     #[test]
@@ -316,10 +456,11 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_for_an_outcome_of_three_words_is_56_bytes() {
+    fn a_record_for_an_outcome_of_three_words_is_64_bytes() {
         // The engine's outcome is three words (tested there); the index
-        // holds one entry per command of the retention window.
-        assert_eq!(size_of::<(Uuid, Entry<[u64; 3]>)>(), 56);
+        // holds a record and a table slot of 8 bytes per command of the
+        // retention window.
+        assert_eq!(size_of::<Remembered<[u64; 3]>>(), 64);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const SHARD_BITS: u32 = 8;
-const SHARDS: usize = 1 << SHARD_BITS;
+pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 /// Just below the seven tag bits hashbrown takes from the top of a hash.
 const SHARD_SHIFT: u32 = 64 - 7 - SHARD_BITS;
 
@@ -34,11 +34,11 @@ pub struct ShardedMap<K, V> {
     len: usize,
 }
 
-fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
+pub(crate) fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
-fn shard_of(hash: u64) -> usize {
+pub(crate) fn shard_of(hash: u64) -> usize {
     (hash >> SHARD_SHIFT) as usize & (SHARDS - 1)
 }
 

@@ -156,7 +156,8 @@ pub const WRITER_SNAPSHOT: SnapshotKind = SnapshotKind {
     // 2: money amounts as mantissa and scale instead of decimal text.
     // 3: each account keeps the largest consumption key it was credited.
     // 4: the idempotency index keeps 128 bits of each fingerprint.
-    layout: 4,
+    // 5: the idempotency index is its commands in the order of recording.
+    layout: 5,
 };
 
 /// What a snapshot holds: everything the writer needs to resume.
