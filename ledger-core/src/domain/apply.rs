@@ -5,10 +5,9 @@
 //! these checks cannot fail, so `apply` treats a failure as a broken
 //! programme and stops; the replay tool calls `try_apply` to report it.
 
-use std::collections::BTreeMap;
-
 use super::event::{Event, LotCredit, LotPortion};
-use super::ids::{AccountId, LotId};
+use super::expiry_index::ExpiryIndex;
+use super::ids::AccountId;
 use super::money::{Amount, Points};
 use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX};
 use super::sharded_map::ShardedMap;
@@ -121,7 +120,7 @@ fn debit_portions(
     account: &mut Account,
     account_id: &AccountId,
     portions: &[LotPortion],
-    lot_expiries: &mut BTreeMap<(Timestamp, LotId), AccountId>,
+    lot_expiries: &mut ExpiryIndex,
 ) -> Result<Points, String> {
     let mut total: Points = 0;
     for portion in portions {
@@ -157,7 +156,7 @@ fn credit_lot(
     account: &mut Account,
     account_id: &AccountId,
     lot: Lot,
-    lot_expiries: &mut BTreeMap<(Timestamp, LotId), AccountId>,
+    lot_expiries: &mut ExpiryIndex,
 ) -> Outcome {
     ensure(lot.remaining > 0, || format!("empty lot {}", lot.lot_id))?;
     account.balance = checked_add(account.balance, lot.remaining, "balance")?;

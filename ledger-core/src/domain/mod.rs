@@ -29,6 +29,7 @@ pub mod decide;
 pub mod digest;
 pub mod earning;
 pub mod event;
+pub mod expiry_index;
 pub mod idempotency;
 pub mod ids;
 pub mod invariants;

@@ -1,7 +1,7 @@
 //! The decision state: exactly what `decide` needs to judge a command, and
 //! nothing a read model could provide instead. `apply` is its only writer.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::marker::PhantomData;
 
 use rust_decimal::Decimal;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::Role;
 use super::event::LotPortion;
+use super::expiry_index::ExpiryIndex;
 use super::ids::{
     AccountId, HoldId, IssuanceId, KeyId, LotId, MerchantId, OrderRef, RedemptionId, SequenceNumber,
 };
@@ -36,8 +37,7 @@ pub struct State {
     pub hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
     /// Non-empty lots that expire, by expiry, for expiry runs in a
     /// deterministic order without scanning every account.
-    #[serde(with = "map_as_entries")]
-    pub lot_expiries: BTreeMap<(Timestamp, LotId), AccountId>,
+    pub lot_expiries: ExpiryIndex,
     pub supply: SupplyTotals,
     pub period: PeriodState,
     pub next_ids: NextIds,
@@ -466,32 +466,6 @@ pub fn release_budget(
             .saturating_add(from_redemptions)
             .min(SUPPLY_CAP_MAX),
     )
-}
-
-/// JSON maps need string keys; maps keyed by tuples are written as a list
-/// of `[key, value]` entries instead.
-mod map_as_entries {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &BTreeMap<K, V>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map.iter())
-    }
-
-    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
-    where
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(deserializer)?
-            .into_iter()
-            .collect())
-    }
 }
 
 /// Periods are aligned on the Unix epoch in whole UTC days.

@@ -58,7 +58,7 @@ pub(super) fn run_expiry(
     let mut seen: FxHashSet<&AccountId> = FxHashSet::default();
     for (index, (_, account)) in state
         .lot_expiries
-        .range(..=(as_of, LotId(u64::MAX)))
+        .iter_through((as_of, LotId(u64::MAX)))
         .enumerate()
     {
         if index == LOTS_SCANNED_PER_RUN_MAX {
