@@ -87,16 +87,19 @@ run() {
     wait "$pid" 2>/dev/null || true
     running=
     rm -rf "$directory" "$directory.log"
-    # The CPU figures include the set-up's few requests.
-    awk -v server="$(basename "$server")" -v round="$round" \
+    # The CPU figures include the set-up's few requests. The workers' CPU is
+    # per request in single mode, per command in batch mode.
+    awk -v server="$(basename "$server")" -v round="$round" -v mode="$mode" \
         -v requests="$(field requests_per_second "$report")" \
         -v commands="$(field commands_per_second "$report")" \
-        -v sent="$(field requests "$report")" \
+        -v elapsed="$(field seconds "$report")" \
         -v p50="$(field p50 "$report")" -v p99="$(field p99 "$report")" \
         -v total="$total" -v writer="$writer" -v workers="$workers" -v peak="$peak" 'BEGIN {
-            printf "%-24s round %d  %9.0f requests/s %9.0f commands/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %5.1f s (writer %4.1f; HTTP workers %.1f us a request)  peak %d MB\n",
+            unit = mode == "batch" ? "command" : "request"
+            done = (mode == "batch" ? commands : requests) * elapsed
+            printf "%-24s round %d  %9.0f requests/s %9.0f commands/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %5.1f s (writer %4.1f; HTTP workers %.1f us a %s)  peak %d MB\n",
                 server, round, requests, commands, p50, p99, total, writer,
-                workers / (sent > 0 ? sent : 1) * 1e6, peak
+                workers / (done > 0 ? done : 1) * 1e6, unit, peak
         }'
 }
 
