@@ -188,6 +188,11 @@ impl<Outcome> IdempotencyIndex<Outcome> {
         let hash = hash_of(&command.command_id);
         let number = self.first_number + self.remembered.len() as u64;
         self.remembered.push_back(command);
+        self.enter_number(hash, number);
+    }
+
+    /// Makes the record `number` findable by its id's `hash`.
+    fn enter_number(&mut self, hash: u64, number: u64) {
         let IdempotencyIndex {
             remembered,
             first_number,
@@ -264,12 +269,22 @@ impl<Outcome: Serialize> Serialize for IdempotencyIndex<Outcome> {
 impl<'de, Outcome: Deserialize<'de>> Deserialize<'de> for IdempotencyIndex<Outcome> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let form = OwnedIndexForm::<Outcome>::deserialize(deserializer)?;
-        let mut index = IdempotencyIndex::new(form.retention_seconds);
-        let mut remembered = form.remembered;
-        // Recorded again in order, so a duplicate id (which `record` never
-        // writes) keeps its first outcome here too.
-        while let Some(command) = remembered.pop_front() {
-            index.remember(command);
+        let mut index = IdempotencyIndex {
+            remembered: form.remembered,
+            ..IdempotencyIndex::new(form.retention_seconds)
+        };
+        // The records stay where they were read; only the tables are
+        // built, in order, so a duplicate id (which `record` never writes)
+        // would keep its first outcome here too.
+        for number in 0..index.remembered.len() as u64 {
+            let Some(command_id) = record_at(&index.remembered, index.first_number, number)
+                .map(|remembered| remembered.command_id)
+            else {
+                break;
+            };
+            if index.find(command_id).is_none() {
+                index.enter_number(hash_of(&command_id), number);
+            }
         }
         Ok(index)
     }
