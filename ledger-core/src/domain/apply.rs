@@ -344,10 +344,15 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
         }
         Event::PointsIssued(issued) => {
             next_id(&mut state.next_ids.lot, issued.lot_id.0, "lot")?;
-            let already_earned = state
-                .issuance_of_order(&issued.merchant_id, &issued.order_ref)
-                .is_some();
-            ensure(!already_earned, || {
+            // Recorded before the checks below: one probe finds a repeated
+            // order and makes room for this one (a state `apply` refused an
+            // event on is discarded whole, so the early entry never stays).
+            let first_earning = state
+                .orders
+                .entry(issued.merchant_id.clone())
+                .or_default()
+                .insert_new(issued.order_ref.clone(), issued.issuance_id);
+            ensure(first_earning, || {
                 format!(
                     "order {} of {} already earned",
                     issued.order_ref, issued.merchant_id
@@ -404,11 +409,6 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 )
             })?;
             state.period.issued = checked_add(state.period.issued, issued.points, "period issued")?;
-            state
-                .orders
-                .entry(issued.merchant_id.clone())
-                .or_default()
-                .insert(issued.order_ref.clone(), issued.issuance_id);
             state.issuances.push(
                 issued.issuance_id,
                 IssuanceRecord {

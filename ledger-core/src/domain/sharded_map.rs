@@ -109,6 +109,21 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         }
     }
 
+    /// Inserts unless `key` is present (then leaves the map as it was);
+    /// returns whether it inserted. One probe either way, where a lookup
+    /// followed by an insert is two, each a likely cache miss in a large map.
+    pub fn insert_new(&mut self, key: K, value: V) -> bool {
+        let (entry, len) = self.entry(&key);
+        match entry {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(vacant) => {
+                vacant.insert((key, value));
+                *len += 1;
+                true
+            }
+        }
+    }
+
     /// The value under `key`, made by `make` (under a clone of `key`) if
     /// there is none. One probe either way.
     pub fn get_or_insert_with(&mut self, key: &K, make: impl FnOnce() -> V) -> &mut V
@@ -271,6 +286,10 @@ mod tests {
         *map.get_or_insert_with(&"new".to_owned(), || 1) += 1;
         *map.get_or_insert_with(&"new".to_owned(), || 1) += 1;
         reference.insert("new".to_owned(), 3);
+        assert!(!map.insert_new("member-0000009".to_owned(), 90), "present");
+        assert!(map.insert_new("inserted".to_owned(), 5), "absent");
+        assert!(!map.insert_new("inserted".to_owned(), 6), "present since");
+        reference.insert("inserted".to_owned(), 5);
         assert_eq!(map.len(), reference.len());
         for (key, value) in &reference {
             assert_eq!(map.get(key.as_str()), Some(value), "{key}");

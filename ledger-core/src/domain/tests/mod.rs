@@ -8,6 +8,7 @@ mod earning;
 mod expiry;
 mod reversals;
 mod spending;
+mod untrusted;
 
 use super::command::{Actor, Command, Context, Role};
 use super::event::Event;
