@@ -1,6 +1,7 @@
 //! The single writer: the only owner of the decision state.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use tokio::runtime::Runtime;
@@ -66,6 +67,33 @@ struct Pending {
     replies: Vec<Reply>,
 }
 
+/// How long the writer, finding the queue empty, keeps yielding its core
+/// and looking again before it sleeps. A sleeping writer must be woken by
+/// the next sender (a futex wake, then a context switch: microseconds each
+/// on a virtualised machine, on both cores); under steady load the next
+/// command comes within this time, and an idle writer sleeps after it.
+/// Yielding gives the core to any thread that has work. Single requests at
+/// 256 connections: 36,100–36,600 requests/s sleeping at once, 38,400–
+/// 42,000 yielding 100 times (about this long here) first.
+const IDLE_YIELD: Duration = Duration::from_micros(50);
+
+/// The next message: at once if one is queued, else after yielding for up
+/// to `IDLE_YIELD`, else after sleeping until one comes. `None` once every
+/// sender is gone.
+fn next_message(receiver: &mut mpsc::Receiver<Message>) -> Option<Message> {
+    let started = Instant::now();
+    loop {
+        match receiver.try_recv() {
+            Ok(message) => return Some(message),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if started.elapsed() < IDLE_YIELD => {
+                std::thread::yield_now();
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return receiver.blocking_recv(),
+        }
+    }
+}
+
 fn unavailable(reason: impl Into<String>) -> Unavailable {
     Unavailable {
         reason: reason.into(),
@@ -75,7 +103,7 @@ fn unavailable(reason: impl Into<String>) -> Unavailable {
 impl<L: EventLog, S: Storage> Writer<L, S> {
     pub fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
         loop {
-            let Some(first) = receiver.blocking_recv() else {
+            let Some(first) = next_message(&mut receiver) else {
                 // Every handle is gone: a clean stop.
                 self.snapshot();
                 return;
@@ -272,7 +300,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         let appended = payloads.len() as u64;
         metrics::histogram!("ledger_batch_commands").record(pending.len() as f64);
         metrics::histogram!("ledger_batch_events").record(appended as f64);
-        let append_started = std::time::Instant::now();
+        let append_started = Instant::now();
         let appended_head = self
             .runtime
             .block_on(self.log.append(self.head.position, payloads));
