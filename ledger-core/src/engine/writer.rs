@@ -72,9 +72,11 @@ struct Pending {
 /// the next sender (a futex wake, then a context switch: microseconds each
 /// on a virtualised machine, on both cores); under steady load the next
 /// command comes within this time, and an idle writer sleeps after it.
-/// Yielding gives the core to any thread that has work. Single requests at
-/// 256 connections: 36,100–36,600 requests/s sleeping at once, 38,400–
-/// 42,000 yielding 100 times (about this long here) first.
+/// Yielding gives the core to any thread that has work; the price is up to
+/// this much CPU per batch under loads too light to keep the queue busy
+/// (5% of a core at 1,000 such batches a second). Single requests at 256
+/// connections: 36,100–36,600 requests/s sleeping at once, 38,400–42,000
+/// yielding 100 times (about this long here) first (BENCHMARKS.md).
 const IDLE_YIELD: Duration = Duration::from_micros(50);
 
 /// The next message: at once if one is queued, else after yielding for up
