@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod envelope;
 pub mod expiry_scheduler;
+mod queue_wait;
 mod recovery;
 mod snapshotter;
 mod writer;
@@ -349,6 +350,7 @@ impl Engine {
                     committed: committed_sender,
                     runtime,
                     scratch: writer::BatchScratch::default(),
+                    queue_wait: queue_wait::QueueWait::default(),
                 };
                 if ready.send(Ok(())).is_ok() {
                     writer.run(receiver);

@@ -1,7 +1,7 @@
 //! The single writer: the only owner of the decision state.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use tokio::runtime::Runtime;
@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::envelope::event_id;
+use super::queue_wait::QueueWait;
 use super::snapshotter::{Followed, Recorded, Snapshotter, snapshot_if_changed};
 use super::{
     Clock, CommandRequest, CommittedBatch, EngineConfig, EngineStatus, EventEnvelope, Message,
@@ -46,6 +47,7 @@ pub(super) struct Writer<L: EventLog, S: Storage> {
     pub committed: tokio::sync::broadcast::Sender<CommittedBatch>,
     pub runtime: Runtime,
     pub scratch: BatchScratch,
+    pub queue_wait: QueueWait,
 }
 
 /// Per-batch buffers kept from one batch to the next. Built afresh, each
@@ -67,35 +69,6 @@ struct Pending {
     replies: Vec<Reply>,
 }
 
-/// How long the writer, finding the queue empty, keeps yielding its core
-/// and looking again before it sleeps. A sleeping writer must be woken by
-/// the next sender (a futex wake, then a context switch: microseconds each
-/// on a virtualised machine, on both cores); under steady load the next
-/// command comes within this time, and an idle writer sleeps after it.
-/// Yielding gives the core to any thread that has work; the price is up to
-/// this much CPU per batch under loads too light to keep the queue busy
-/// (5% of a core at 1,000 such batches a second). Single requests at 256
-/// connections: 36,100–36,600 requests/s sleeping at once, 38,400–42,000
-/// yielding 100 times (about this long here) first (BENCHMARKS.md).
-const IDLE_YIELD: Duration = Duration::from_micros(50);
-
-/// The next message: at once if one is queued, else after yielding for up
-/// to `IDLE_YIELD`, else after sleeping until one comes. `None` once every
-/// sender is gone.
-fn next_message(receiver: &mut mpsc::Receiver<Message>) -> Option<Message> {
-    let started = Instant::now();
-    loop {
-        match receiver.try_recv() {
-            Ok(message) => return Some(message),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) if started.elapsed() < IDLE_YIELD => {
-                std::thread::yield_now();
-            }
-            Err(mpsc::error::TryRecvError::Empty) => return receiver.blocking_recv(),
-        }
-    }
-}
-
 fn unavailable(reason: impl Into<String>) -> Unavailable {
     Unavailable {
         reason: reason.into(),
@@ -105,7 +78,7 @@ fn unavailable(reason: impl Into<String>) -> Unavailable {
 impl<L: EventLog, S: Storage> Writer<L, S> {
     pub fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
         loop {
-            let Some(first) = next_message(&mut receiver) else {
+            let Some(first) = self.queue_wait.next(&mut receiver) else {
                 // Every handle is gone: a clean stop.
                 self.snapshot();
                 return;
