@@ -47,7 +47,7 @@ fn decode_command_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<CommandBody<
         object: &mut json,
         aside: &mut aside,
     })
-    .map_err(|error| command_body_error::<T>(bytes, &error))?;
+    .map_err(|error| command_body_error::<T>(bytes, error))?;
     json.end().map_err(|error| not_json(&error))?;
     let [(_, command_id)] = aside;
     let command_id = command_id_field(command_id, COMMAND_ID)?;
@@ -55,21 +55,31 @@ fn decode_command_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<CommandBody<
 }
 
 /// Why `bytes` did not decode into `T` (as `error` says), naming the field.
-fn command_body_error<T: DeserializeOwned>(bytes: &[u8], error: &serde_json::Error) -> ApiError {
+fn command_body_error<T: DeserializeOwned>(bytes: &[u8], error: serde_json::Error) -> ApiError {
     let mut aside = [(COMMAND_ID, None)];
     let mut json = serde_json::Deserializer::from_slice(bytes);
-    let located = serde_path_to_error::deserialize::<_, T>(SetAside {
-        object: &mut json,
-        aside: &mut aside,
-    });
-    let (path, error) = match &located {
-        Err(located) => (located.path().to_string(), located.inner()),
-        Ok(_) => (".".to_owned(), error),
-    };
+    let (path, error) = locate::<T, _>(&mut json, &mut aside, error);
     if error.is_data() {
-        field_error(&path, "", error)
+        field_error(&path, "", &error)
     } else {
-        not_json(error)
+        not_json(&error)
+    }
+}
+
+/// Decodes `T` from `json` again, tracking the path, for where it fails:
+/// the path (`.` for the whole value) and the error there (`error`, the
+/// first decoding's, should the second not fail).
+fn locate<'de, T: serde::Deserialize<'de>, R: serde_json::de::Read<'de>>(
+    json: &mut serde_json::Deserializer<R>,
+    aside: &mut Aside<'_>,
+    error: serde_json::Error,
+) -> (String, serde_json::Error) {
+    match serde_path_to_error::deserialize::<_, T>(SetAside {
+        object: json,
+        aside,
+    }) {
+        Err(located) => (located.path().to_string(), located.into_inner()),
+        Ok(_) => (".".to_owned(), error),
     }
 }
 
@@ -154,13 +164,8 @@ pub fn decode_fields<T: DeserializeOwned>(
     })
     .map_err(|error| {
         let mut json = serde_json::Deserializer::from_str(object);
-        match serde_path_to_error::deserialize::<_, T>(SetAside {
-            object: &mut json,
-            aside,
-        }) {
-            Err(located) => field_error(&located.path().to_string(), prefix, located.inner()),
-            Ok(_) => field_error(".", prefix, &error),
-        }
+        let (path, error) = locate::<T, _>(&mut json, aside, error);
+        field_error(&path, prefix, &error)
     })
 }
 

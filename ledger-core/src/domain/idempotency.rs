@@ -201,29 +201,45 @@ impl<Outcome> IdempotencyIndex<Outcome> {
     }
 
     fn remember(&mut self, command: Remembered<Outcome>) {
-        if self.find(command.command_id).is_some() {
-            return;
-        }
-        let hash = hash_of(&command.command_id);
         let number = self.first_number + self.remembered.len() as u64;
-        self.remembered.push_back(command);
-        self.enter_number(hash, number);
+        // The number goes in just before its record: nothing reads the
+        // tables in between.
+        if self.enter_number(command.command_id, number) {
+            self.remembered.push_back(command);
+        }
     }
 
-    /// Makes the record `number` findable by its id's `hash`.
-    fn enter_number(&mut self, hash: u64, number: u64) {
+    /// Makes the record `number` findable by `command_id` unless a record
+    /// of that id already is; whether it did. One probe either way (the
+    /// writer has already looked the id up once for the command).
+    fn enter_number(&mut self, command_id: Uuid, number: u64) -> bool {
         let IdempotencyIndex {
             remembered,
             first_number,
             numbers,
             ..
         } = self;
+        let hash = hash_of(&command_id);
         // Every number in the tables has its record: a number leaves them
         // before its record leaves the queue.
-        numbers[shard_of(hash)].insert_unique(hash, number, |&number| {
-            record_at(remembered, *first_number, number)
-                .map_or(0, |remembered| hash_of(&remembered.command_id))
-        });
+        let entry = numbers[shard_of(hash)].entry(
+            hash,
+            |&stored| {
+                record_at(remembered, *first_number, stored)
+                    .is_some_and(|remembered| remembered.command_id == command_id)
+            },
+            |&stored| {
+                record_at(remembered, *first_number, stored)
+                    .map_or(0, |remembered| hash_of(&remembered.command_id))
+            },
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(number);
+                true
+            }
+        }
     }
 
     /// Forgets command ids recorded at or before `now − retention`.
@@ -301,9 +317,7 @@ impl<'de, Outcome: Deserialize<'de>> Deserialize<'de> for IdempotencyIndex<Outco
             else {
                 break;
             };
-            if index.find(command_id).is_none() {
-                index.enter_number(hash_of(&command_id), number);
-            }
+            index.enter_number(command_id, number);
         }
         Ok(index)
     }
