@@ -19,7 +19,7 @@ use crate::domain::idempotency::{Fingerprint, IdempotencyIndex, Lookup};
 use crate::domain::{Context, Rejection, State, Timestamp, apply, decide};
 use crate::store::snapshot::SnapshotStore;
 use crate::store::storage::Storage;
-use crate::store::{EventLog, Head, LogError};
+use crate::store::{EventLog, Head, LogError, PayloadBatch};
 
 type Reply = oneshot::Sender<Result<Outcome, Unavailable>>;
 
@@ -58,6 +58,7 @@ pub(super) struct BatchScratch {
     queued: Vec<Queued>,
     pending: Vec<Pending>,
     pending_by_id: FxHashMap<Uuid, usize>,
+    payloads: PayloadBatch,
 }
 
 /// An accepted command of the current batch, waiting for the append.
@@ -179,7 +180,8 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         self.last_now = now;
         self.idempotency.forget_expired(now);
         let ledger_id = self.log.ledger_id();
-        let mut payloads = Vec::with_capacity(batch.len());
+        let mut payloads = std::mem::take(&mut self.scratch.payloads);
+        payloads.clear();
         let mut pending = std::mem::take(&mut self.scratch.pending);
         let mut pending_by_id = std::mem::take(&mut self.scratch.pending_by_id);
         let mut next_position = self.head.position + 1;
@@ -247,10 +249,11 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
                         };
                         // Our own types always serialise; failing here would
                         // leave applied effects unlogged, so it must stop.
-                        let payload = envelope.encode().unwrap_or_else(|error| {
-                            panic!("an event envelope did not serialise: {error}")
-                        });
-                        payloads.push(payload);
+                        payloads
+                            .push_with(|bytes| envelope.encode_into(bytes))
+                            .unwrap_or_else(|error| {
+                                panic!("an event envelope did not serialise: {error}")
+                            });
                         envelopes.push(envelope);
                         next_position += 1;
                     }
@@ -270,6 +273,7 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
             self.follow(now, recorded, None);
             pending.clear();
             self.scratch.pending = pending;
+            self.scratch.payloads = payloads;
             return Ok(());
         }
         let appended = payloads.len() as u64;
@@ -278,7 +282,8 @@ impl<L: EventLog, S: Storage> Writer<L, S> {
         let append_started = Instant::now();
         let appended_head = self
             .runtime
-            .block_on(self.log.append(self.head.position, payloads));
+            .block_on(self.log.append(self.head.position, &payloads));
+        self.scratch.payloads = payloads;
         // One append is one write and one fdatasync: its time is the fsync
         // latency every caller in the batch waited for.
         metrics::histogram!("ledger_append_seconds").record(append_started.elapsed().as_secs_f64());

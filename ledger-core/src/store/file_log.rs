@@ -33,7 +33,7 @@ use super::format::{
 };
 use super::index::{IndexEntry, SegmentSummary};
 use super::storage::{OpenMode, OsStorage, Storage, StorageFile};
-use super::{EventLog, Head, LogError, Position, Record, RecordRef};
+use super::{EventLog, Head, LogError, PayloadBatch, Position, Record, RecordRef};
 
 const LOCK_FILE: &str = "LOCK";
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -450,10 +450,18 @@ impl<S: Storage> FileLog<S> {
 
     /// Appends a batch with one write and one fdatasync; returns once it is
     /// durable. Blocks the calling thread for the I/O.
-    pub fn append_blocking(
+    pub fn append_blocking<Payload: AsRef<[u8]>>(
         &self,
         expected: Position,
-        payloads: &[Vec<u8>],
+        payloads: &[Payload],
+    ) -> Result<Head, LogError> {
+        self.append_records(expected, payloads.iter().map(AsRef::as_ref))
+    }
+
+    fn append_records<'payload>(
+        &self,
+        expected: Position,
+        payloads: impl ExactSizeIterator<Item = &'payload [u8]> + Clone,
     ) -> Result<Head, LogError> {
         if !self.writable {
             return Err(LogError::ReadOnly);
@@ -471,17 +479,17 @@ impl<S: Storage> FileLog<S> {
                 actual: head.position,
             });
         }
-        if payloads.is_empty() {
+        if payloads.len() == 0 {
             return Ok(head);
         }
         if let Some(bad) = payloads
-            .iter()
+            .clone()
             .find(|payload| payload.is_empty() || payload.len() > RECORD_PAYLOAD_BYTES_MAX)
         {
             return Err(LogError::BadRecordLength { length: bad.len() });
         }
         let batch_bytes: u64 = payloads
-            .iter()
+            .clone()
             .map(|payload| (RECORD_HEADER_BYTES + payload.len()) as u64)
             .sum();
         let needs_rotation = inner.segments.last().is_some_and(|active| {
@@ -506,7 +514,7 @@ impl<S: Storage> FileLog<S> {
             });
         };
         let mut offset = active.end_offset;
-        for (index, payload) in payloads.iter().enumerate() {
+        for (index, payload) in payloads.enumerate() {
             let position = batch_first + index as u64;
             if (position - active.first_position)
                 .is_multiple_of(self.options.index_interval_records)
@@ -685,8 +693,8 @@ impl<S: Storage> EventLog for FileLog<S> {
         *self.head_sender.borrow()
     }
 
-    async fn append(&self, expected: Position, payloads: Vec<Vec<u8>>) -> Result<Head, LogError> {
-        self.append_blocking(expected, &payloads)
+    async fn append(&self, expected: Position, payloads: &PayloadBatch) -> Result<Head, LogError> {
+        self.append_records(expected, payloads.iter())
     }
 
     async fn read(&self, after: Position, limit: usize) -> Result<Vec<Record>, LogError> {

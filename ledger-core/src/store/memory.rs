@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::format::{RECORD_PAYLOAD_BYTES_MAX, chain_hash, genesis_hash};
-use super::{EventLog, Head, LogError, Position, Record};
+use super::{EventLog, Head, LogError, PayloadBatch, Position, Record};
 
 #[derive(Debug)]
 pub struct MemoryLog {
@@ -90,8 +90,8 @@ impl EventLog for MemoryLog {
         *self.head_sender.borrow()
     }
 
-    async fn append(&self, expected: Position, payloads: Vec<Vec<u8>>) -> Result<Head, LogError> {
-        self.append_now(expected, payloads)
+    async fn append(&self, expected: Position, payloads: &PayloadBatch) -> Result<Head, LogError> {
+        self.append_now(expected, payloads.iter().map(<[u8]>::to_vec).collect())
     }
 
     async fn read(&self, after: Position, limit: usize) -> Result<Vec<Record>, LogError> {

@@ -9,6 +9,7 @@ pub mod file_log;
 pub mod format;
 mod index;
 pub mod memory;
+mod payloads;
 #[cfg(any(test, feature = "simulation"))]
 pub mod simulated;
 pub mod small_file;
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 pub use file_log::{FileLog, FileLogOptions, LogMode};
 pub use format::{Hash, genesis_hash};
 pub use memory::MemoryLog;
+pub use payloads::PayloadBatch;
 
 /// Global log position: 1 for the first event, gapless; 0 is "before any".
 pub type Position = u64;
@@ -85,7 +87,7 @@ pub trait EventLog: Send + Sync + 'static {
     fn append(
         &self,
         expected: Position,
-        payloads: Vec<Vec<u8>>,
+        payloads: &PayloadBatch,
     ) -> impl Future<Output = Result<Head, LogError>> + Send;
 
     /// Up to `limit` records after position `after`, oldest first, each

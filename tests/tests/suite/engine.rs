@@ -647,7 +647,7 @@ impl EventLog for GatedLog {
     async fn append(
         &self,
         expected: u64,
-        payloads: Vec<Vec<u8>>,
+        payloads: &ledger_core::store::PayloadBatch,
     ) -> Result<ledger_core::store::Head, ledger_core::store::LogError> {
         let _ = self.gate.lock().expect("gate").recv();
         self.inner.append(expected, payloads).await

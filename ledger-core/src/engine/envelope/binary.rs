@@ -108,8 +108,27 @@ const ENCODED_BYTES_TYPICAL: usize = 512;
 /// The binary envelope, tag byte first.
 pub(super) fn encode(envelope: &EventEnvelope) -> Result<Vec<u8>, EnvelopeError> {
     let mut bytes = Vec::with_capacity(ENCODED_BYTES_TYPICAL);
+    encode_into(envelope, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// The binary envelope, tag byte first, appended to `bytes`.
+pub(super) fn encode_into(
+    envelope: &EventEnvelope,
+    bytes: &mut Vec<u8>,
+) -> Result<(), EnvelopeError> {
     bytes.push(FORMAT_TAG);
-    Ok(postcard::to_extend(&Fields(envelope), bytes)?)
+    postcard::to_extend(&Fields(envelope), Appender(bytes))?;
+    Ok(())
+}
+
+/// Lends a vector to postcard, which takes its output by value.
+struct Appender<'bytes>(&'bytes mut Vec<u8>);
+
+impl Extend<u8> for Appender<'_> {
+    fn extend<Bytes: IntoIterator<Item = u8>>(&mut self, bytes: Bytes) {
+        self.0.extend(bytes);
+    }
 }
 
 /// Reads the envelope after the tag byte; every byte must belong to it.

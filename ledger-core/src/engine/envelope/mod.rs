@@ -84,6 +84,12 @@ impl EventEnvelope {
         binary::encode(self)
     }
 
+    /// The binary form appended to `bytes` (on error, some of it may have
+    /// been appended).
+    pub fn encode_into(&self, bytes: &mut Vec<u8>) -> Result<(), EnvelopeError> {
+        binary::encode_into(self, bytes)
+    }
+
     /// The JSON form, as the log stored envelopes before the binary one
     /// (for tools and tests that write such logs).
     pub fn encode_json(&self) -> Result<Vec<u8>, EnvelopeError> {
