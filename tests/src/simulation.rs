@@ -127,8 +127,11 @@ impl Simulation {
                         .iter()
                         .map(|lot| {
                             (
-                                lot.origin_merchant_id.to_string(),
-                                lot.expires_at.map(|at| at.0),
+                                self.state.merchant_id(lot.origin).map_or_else(
+                                    || "an unnumbered merchant".to_owned(),
+                                    ToString::to_string,
+                                ),
+                                lot.expires_at().map(|at| at.0),
                                 lot.remaining,
                             )
                         })

@@ -7,13 +7,13 @@
 
 use super::event::{Event, LotCredit, LotPortion};
 use super::expiry_index::ExpiryIndex;
-use super::ids::AccountId;
+use super::ids::{AccountId, LotId, MerchantId};
 use super::money::{Amount, Points};
 use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX};
 use super::sharded_map::ShardedMap;
 use super::state::{
-    Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantStatus, PeriodState,
-    Program, RedemptionRecord, State,
+    Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantNumber,
+    MerchantStatus, PeriodState, Program, RedemptionRecord, State,
 };
 use super::time::Timestamp;
 
@@ -69,7 +69,7 @@ fn checked_sub(left: Points, right: Points, what: &str) -> Result<Points, String
 
 fn merchant_mut<'state>(
     state: &'state mut State,
-    merchant_id: &super::ids::MerchantId,
+    merchant_id: &MerchantId,
 ) -> Result<&'state mut Merchant, String> {
     state
         .merchants
@@ -120,6 +120,7 @@ fn debit_portions(
     account: &mut Account,
     account_id: &AccountId,
     portions: &[LotPortion],
+    merchant_ids: &[MerchantId],
     lot_expiries: &mut ExpiryIndex,
 ) -> Result<Points, String> {
     let mut total: Points = 0;
@@ -134,14 +135,14 @@ fn debit_portions(
             .ok_or_else(|| format!("lot {} is not in account {account_id}", portion.lot_id))?;
         let lot = &mut account.lots[index];
         ensure(
-            lot.origin_merchant_id == portion.origin_merchant_id
-                && lot.expires_at == portion.expires_at
+            merchant_ids.get(lot.origin.index()) == Some(&portion.origin_merchant_id)
+                && lot.expires_at() == portion.expires_at
                 && lot.issued_at == portion.issued_at,
             || format!("lot {} is recorded with other origin or dates", lot.lot_id),
         )?;
         lot.remaining = checked_sub(lot.remaining, portion.points, "lot remaining")?;
         if lot.remaining == 0 {
-            if let Some(expires_at) = lot.expires_at {
+            if let Some(expires_at) = lot.expires_at() {
                 lot_expiries.remove(&(expires_at, lot.lot_id));
             }
             account.lots.remove(index);
@@ -152,6 +153,17 @@ fn debit_portions(
     Ok(total)
 }
 
+fn new_lot(
+    lot_id: LotId,
+    origin: MerchantNumber,
+    points: Points,
+    issued_at: Timestamp,
+    expires_at: Option<Timestamp>,
+) -> Result<Lot, String> {
+    Lot::new(lot_id, origin, points, issued_at, expires_at)
+        .ok_or_else(|| format!("lot {lot_id} expires at the last instant there is"))
+}
+
 fn credit_lot(
     account: &mut Account,
     account_id: &AccountId,
@@ -160,7 +172,7 @@ fn credit_lot(
 ) -> Outcome {
     ensure(lot.remaining > 0, || format!("empty lot {}", lot.lot_id))?;
     account.balance = checked_add(account.balance, lot.remaining, "balance")?;
-    if let Some(expires_at) = lot.expires_at {
+    if let Some(expires_at) = lot.expires_at() {
         lot_expiries.insert((expires_at, lot.lot_id), account_id.clone());
     }
     let key = lot.consumption_key();
@@ -188,19 +200,25 @@ fn credit_lots(
     let mut total: Points = 0;
     for credit in credits {
         next_id(&mut state.next_ids.lot, credit.lot_id.0, "lot")?;
-        let account = account_or_new(&mut state.accounts, account_id);
-        credit_lot(
-            account,
-            account_id,
-            Lot {
-                lot_id: credit.lot_id,
-                origin_merchant_id: credit.origin_merchant_id.clone(),
-                remaining: credit.points,
-                issued_at: credit.issued_at,
-                expires_at: credit.expires_at,
-            },
-            &mut state.lot_expiries,
+        let origin = state
+            .merchants
+            .get(&credit.origin_merchant_id)
+            .map(|merchant| merchant.number)
+            .ok_or_else(|| {
+                format!(
+                    "lot {} comes from merchant {}, which does not exist",
+                    credit.lot_id, credit.origin_merchant_id
+                )
+            })?;
+        let lot = new_lot(
+            credit.lot_id,
+            origin,
+            credit.points,
+            credit.issued_at,
+            credit.expires_at,
         )?;
+        let account = account_or_new(&mut state.accounts, account_id);
+        credit_lot(account, account_id, lot, &mut state.lot_expiries)?;
         total = checked_add(total, credit.points, "credit total")?;
     }
     Ok(total)
@@ -276,6 +294,10 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             ensure(!state.merchants.contains_key(&applied.merchant_id), || {
                 format!("merchant {} exists", applied.merchant_id)
             })?;
+            let number = u32::try_from(state.merchant_ids.len())
+                .map(MerchantNumber)
+                .map_err(|_| "more merchants than a lot can name".to_owned())?;
+            state.merchant_ids.push(applied.merchant_id.clone());
             state.merchants.insert(
                 applied.merchant_id.clone(),
                 Merchant {
@@ -285,6 +307,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                     redemption_value: applied.redemption_value,
                     status: MerchantStatus::Pending,
                     funding: Amount::ZERO,
+                    number,
                 },
             );
         }
@@ -368,20 +391,16 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
             merchant.funding = issued.funding_after;
             let currency = merchant.currency;
+            let lot = new_lot(
+                issued.lot_id,
+                merchant.number,
+                issued.points,
+                issued.issued_at,
+                issued.expires_at,
+            )?;
 
             let account = account_or_new(&mut state.accounts, &issued.account);
-            credit_lot(
-                account,
-                &issued.account,
-                Lot {
-                    lot_id: issued.lot_id,
-                    origin_merchant_id: issued.merchant_id.clone(),
-                    remaining: issued.points,
-                    issued_at: issued.issued_at,
-                    expires_at: issued.expires_at,
-                },
-                &mut state.lot_expiries,
-            )?;
+            credit_lot(account, &issued.account, lot, &mut state.lot_expiries)?;
             let day = issued.issued_at.day_index();
             match account.earned_by_day.back_mut() {
                 Some((last_day, points)) if *last_day == day => {
@@ -428,6 +447,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 account,
                 &redeemed.account,
                 &redeemed.consumed,
+                &state.merchant_ids,
                 &mut state.lot_expiries,
             )?;
             ensure(total == redeemed.points, || {
@@ -471,6 +491,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 sender,
                 &transfer.from,
                 &portions_of(&transfer.moved),
+                &state.merchant_ids,
                 &mut state.lot_expiries,
             )?;
             ensure(sender.held <= sender.balance, || {
@@ -533,6 +554,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 account,
                 &captured.account,
                 &captured.consumed,
+                &state.merchant_ids,
                 &mut state.lot_expiries,
             )?;
             ensure(total == captured.points, || {
@@ -603,6 +625,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 account,
                 &reversed.account,
                 &reversed.clawed_back,
+                &state.merchant_ids,
                 &mut state.lot_expiries,
             )?;
             ensure(total == reversed.points_reversed, || {
@@ -675,6 +698,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 account,
                 &expired.account,
                 &expired.lots,
+                &state.merchant_ids,
                 &mut state.lot_expiries,
             )?;
             ensure(total == expired.points, || {

@@ -192,6 +192,9 @@ fn check_funding(merchant_id: &MerchantId, merchant: &Merchant) -> Result<(), In
 /// Every state invariant, scanning every account. O(state): for tests and
 /// occasional audits, not for every event of a large replay.
 pub fn check_all(state: &State) -> Result<(), InvariantViolation> {
+    state
+        .check_merchant_numbers()
+        .map_err(|detail| violation(0, detail))?;
     let mut balances_total: u128 = 0;
     for (account_id, account) in state.accounts.iter() {
         check_account(state, account_id, account)?;
@@ -222,7 +225,7 @@ fn check_expiry_index(state: &State) -> Result<(), InvariantViolation> {
         Vec::with_capacity(state.lot_expiries.len());
     expiring.extend(state.accounts.iter().flat_map(|(account_id, account)| {
         account.lots.iter().filter_map(move |lot| {
-            lot.expires_at
+            lot.expires_at()
                 .map(|expires_at| ((expires_at, lot.lot_id), account_id))
         })
     }));

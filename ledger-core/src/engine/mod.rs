@@ -158,7 +158,9 @@ pub const WRITER_SNAPSHOT: SnapshotKind = SnapshotKind {
     // 3: each account keeps the largest consumption key it was credited.
     // 4: the idempotency index keeps 128 bits of each fingerprint.
     // 5: the idempotency index is its commands in the order of recording.
-    layout: 5,
+    // 6: merchants numbered; a lot names its origin by number and stores
+    //    its expiry in 8 bytes.
+    layout: 6,
 };
 
 /// What a snapshot holds: everything the writer needs to resume.

@@ -43,7 +43,7 @@ pub(super) fn recover<L: EventLog, S: Storage>(
         Some(store) => runtime.block_on(store.newest_usable::<WriterSnapshot, _>(
             super::WRITER_SNAPSHOT,
             log,
-            |_, _| Ok(()),
+            |_, snapshot: &WriterSnapshot| snapshot.state.check_merchant_numbers(),
         ))?,
         None => None,
     };

@@ -9,12 +9,13 @@ use ledger_core::domain::command::{Actor, Command, Role};
 use ledger_core::domain::ids::{AccountId, KeyId, MerchantId, OrderRef};
 use ledger_core::domain::money::Currency;
 use ledger_core::domain::program::ProgramRules;
+use ledger_core::domain::state::MerchantNumber;
 use ledger_core::domain::{Rejection, State, Timestamp, apply, check_all, state_digest};
 use ledger_core::engine::{
     CommandRequest, Engine, EngineConfig, EngineStatus, EventEnvelope, ManualClock, Outcome,
 };
 use ledger_core::store::simulated::{Faults, SimulatedStorage};
-use ledger_core::store::snapshot::{Snapshot, SnapshotStore};
+use ledger_core::store::snapshot::{Snapshot, SnapshotStore, decode_body, encode_body};
 use ledger_core::store::storage::{OsStorage, Storage};
 use ledger_core::store::{EventLog, FileLog, FileLogOptions, LogMode, MemoryLog};
 use uuid::Uuid;
@@ -530,8 +531,25 @@ async fn a_snapshot_that_does_not_match_the_log_or_does_not_decode_is_ignored() 
     assert!(position > older.position);
 
     // Each forgery sits at the newest real position, where start-up looks
-    // first. Trusting either would lose the issuance.
+    // first. Trusting any would lose the issuance or change a lot.
     let layout = ledger_core::engine::WRITER_SNAPSHOT.layout;
+    let misnumbered = {
+        // The body is the writer's state first; the rest stays as it was.
+        let kind = ledger_core::engine::WRITER_SNAPSHOT;
+        let mut state: State = decode_body(kind, &genuine.body).expect("decodes");
+        let state_bytes = encode_body(kind, &state).expect("encodes").len();
+        let rest = &genuine.body[state_bytes..];
+        let member = state
+            .accounts
+            .iter()
+            .find(|(_, account)| !account.lots.is_empty())
+            .map(|(id, _)| id.clone())
+            .expect("a member holds a lot");
+        if let Some(account) = state.accounts.get_mut(&member) {
+            account.lots[0].origin = MerchantNumber(u32::MAX);
+        }
+        [encode_body(kind, &state).expect("encodes"), rest.to_vec()].concat()
+    };
     let forgeries = [
         (
             "an older state tagged with a wrong hash",
@@ -555,6 +573,14 @@ async fn a_snapshot_that_does_not_match_the_log_or_does_not_decode_is_ignored() 
                 position,
                 head_hash: genuine.head_hash,
                 body: [&(layout + 1).to_le_bytes()[..], &older.body[4..]].concat(),
+            },
+        ),
+        (
+            "the right hash and layout, a lot from a merchant number no merchant has",
+            Snapshot {
+                position,
+                head_hash: genuine.head_hash,
+                body: misnumbered,
             },
         ),
     ];

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use super::super::event::{
     Event, HoldReleaseReason, HoldReleased, LotPortion, PointsExpired, RiskAlertRaised,
 };
-use super::super::ids::{AccountId, LotId};
+use super::super::ids::{AccountId, LotId, MerchantId};
 use super::super::money::Points;
 use super::super::program::VelocityLimit;
 use super::super::rejection::{Rejection, RiskMeasure, RiskRule};
@@ -29,6 +29,8 @@ pub(super) struct AccountView<'state> {
     used: usize,
     /// Points this view has taken from `lots[used]`.
     taken_from_next: Points,
+    /// The state's merchant ids by number, to name lots' origins.
+    merchant_ids: &'state [MerchantId],
 }
 
 impl<'state> AccountView<'state> {
@@ -42,12 +44,20 @@ impl<'state> AccountView<'state> {
                 lots: Cow::Borrowed(&stored.lots),
                 used: 0,
                 taken_from_next: 0,
+                merchant_ids: &state.merchant_ids,
             })
             .unwrap_or_default()
     }
 
     pub fn available(&self) -> Points {
         self.balance.saturating_sub(self.held)
+    }
+
+    /// `points` of `lot`. Its origin has an id: `apply` numbers origins
+    /// from the state's merchants, and a state read from a snapshot is
+    /// vetted for it (`State::check_merchant_numbers`) before it is used.
+    fn portion(merchant_ids: &[MerchantId], lot: &Lot, points: Points) -> LotPortion {
+        lot.portion(points, &merchant_ids[lot.origin.index()])
     }
 
     /// The lots not used up, each with what is left of it in this view.
@@ -74,7 +84,7 @@ impl<'state> AccountView<'state> {
             let remaining = lot.remaining.saturating_sub(self.taken_from_next);
             let taken = remaining.min(left);
             if taken > 0 {
-                portions.push(lot.portion(taken));
+                portions.push(Self::portion(self.merchant_ids, lot, taken));
                 left -= taken;
             }
             if taken == remaining {
@@ -90,6 +100,7 @@ impl<'state> AccountView<'state> {
 
     /// Takes up to `points` from one lot; `None` if it holds nothing.
     pub fn take_from_lot(&mut self, lot_id: LotId, points: Points) -> Option<LotPortion> {
+        let merchant_ids = self.merchant_ids;
         let lots = self.owned_lots();
         let index = lots.iter().position(|lot| lot.lot_id == lot_id)?;
         let lot = &mut lots[index];
@@ -97,7 +108,7 @@ impl<'state> AccountView<'state> {
         if taken == 0 {
             return None;
         }
-        let portion = lot.portion(taken);
+        let portion = Self::portion(merchant_ids, lot, taken);
         lot.remaining -= taken;
         if lot.remaining == 0 {
             lots.remove(index);
@@ -111,10 +122,7 @@ impl<'state> AccountView<'state> {
         if self.used > 0 || self.taken_from_next > 0 {
             let lots = self
                 .remaining()
-                .map(|(lot, remaining)| Lot {
-                    remaining,
-                    ..lot.clone()
-                })
+                .map(|(lot, remaining)| lot.with_remaining(remaining))
                 .collect();
             self.lots = Cow::Owned(lots);
             self.used = 0;
@@ -265,17 +273,17 @@ pub(super) fn check_velocity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::MerchantId;
-    use crate::domain::state::Account;
+    use crate::domain::state::{Account, MerchantNumber};
 
     fn lot(id: u64, remaining: Points, expires_at: Option<i64>) -> Lot {
-        Lot {
-            lot_id: LotId(id),
-            origin_merchant_id: MerchantId::parse("cafe").expect("valid"),
+        Lot::new(
+            LotId(id),
+            MerchantNumber(1),
             remaining,
-            issued_at: Timestamp(0),
-            expires_at: expires_at.map(Timestamp),
-        }
+            Timestamp(0),
+            expires_at.map(Timestamp),
+        )
+        .expect("an expiry a lot can record")
     }
 
     fn taken(portions: &[LotPortion]) -> Vec<(u64, Points)> {
@@ -288,7 +296,12 @@ mod tests {
     #[test]
     fn debits_take_in_order_and_a_take_by_lot_sees_what_was_taken_before() {
         let member = AccountId::parse("member").expect("valid");
-        let mut state = State::default();
+        let mut state = State {
+            merchant_ids: ["bakery", "cafe"]
+                .map(|id| MerchantId::parse(id).expect("valid"))
+                .to_vec(),
+            ..State::default()
+        };
         state.accounts.insert(
             member.clone(),
             Account {
@@ -302,7 +315,14 @@ mod tests {
             },
         );
         let mut view = AccountView::of(&state, &member);
-        assert_eq!(taken(&view.consume(15)), vec![(1, 10), (2, 5)]);
+        let consumed = view.consume(15);
+        assert_eq!(taken(&consumed), vec![(1, 10), (2, 5)]);
+        assert!(
+            consumed
+                .iter()
+                .all(|portion| portion.origin_merchant_id.as_str() == "cafe"),
+            "origins named by their number"
+        );
         assert_eq!(view.balance, 45);
         assert_eq!(view.take_from_lot(LotId(1), 5), None, "used up");
         assert_eq!(

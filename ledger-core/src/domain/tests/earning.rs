@@ -27,7 +27,10 @@ fn issuance_credits_a_lot_and_consumes_funding_exactly() {
     assert_eq!(ledger.balance("ann"), (1234, 0));
     let lots = &ledger.state.accounts[&account("ann")].lots;
     assert_eq!(lots.len(), 1);
-    assert_eq!(lots[0].origin_merchant_id, merchant("cafe"));
+    assert_eq!(
+        ledger.state.merchant_id(lots[0].origin),
+        Some(&merchant("cafe"))
+    );
     assert_eq!(ledger.state.supply.issued_total, 1234);
 }
 

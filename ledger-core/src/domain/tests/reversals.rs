@@ -147,7 +147,7 @@ fn a_cancelled_redemption_restores_its_lots_last_spent_first() {
     assert_eq!(ledger.balance("ann"), (20, 0));
     let lots = &ledger.state.accounts[&account("ann")].lots;
     assert!(
-        lots.iter().all(|lot| lot.expires_at.is_some()),
+        lots.iter().all(|lot| lot.expires_at().is_some()),
         "original expiry kept"
     );
     assert_eq!(ledger.state.supply.redeemed_total, 0);
