@@ -3,7 +3,7 @@
 //! field, and nothing malformed gets as far as the engine.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -181,7 +181,9 @@ fn field_error(path: &str, prefix: &str, error: &impl std::fmt::Display) -> ApiE
     ApiError::validation(field, error.to_string())
 }
 
-/// Query-string parameters decoded into `T`.
+/// Query-string parameters decoded into `T`; an error names the
+/// parameter (an unknown one too), or `query` when no one parameter is at
+/// fault.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
@@ -189,10 +191,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Query::<T>::try_from_uri(&parts.uri)
-            .map(|Query(value)| ApiQuery(value))
-            .map_err(|rejection| ApiError::validation("query", rejection.body_text()))
+        decode_query(parts.uri.query().unwrap_or_default()).map(ApiQuery)
     }
+}
+
+fn decode_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let parameters = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(parameters).map_err(|error| {
+        let parameter = error.path().to_string();
+        let field = if parameter == "." {
+            "query".to_owned()
+        } else {
+            parameter
+        };
+        ApiError::validation(field, format!("query string: {}", error.inner()))
+    })
 }
 
 #[cfg(test)]
@@ -212,6 +225,47 @@ mod tests {
 
     fn decode(body: &str) -> Result<CommandBody<Earn>, ApiError> {
         decode_command_body(body.as_bytes())
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Paging {
+        #[serde(default)]
+        after: u64,
+        limit: Option<usize>,
+    }
+
+    #[test]
+    fn every_malformed_query_names_its_parameter() {
+        assert_eq!(
+            decode_query::<Paging>("after=7&limit=3").ok(),
+            Some(Paging {
+                after: 7,
+                limit: Some(3)
+            })
+        );
+        assert_eq!(
+            decode_query::<Paging>("").ok(),
+            Some(Paging {
+                after: 0,
+                limit: None
+            })
+        );
+        for (query, parameter) in [
+            ("after=abc", "after"),
+            ("after=-1", "after"),
+            ("after=1&limit=many", "limit"),
+            ("after=1&colour=red", "colour"),
+        ] {
+            let error = decode_query::<Paging>(query).expect_err(query);
+            assert_eq!(error.code, "validation_error", "{query}");
+            assert_eq!(error.field.as_deref(), Some(parameter), "{query}");
+            assert!(
+                error.detail.starts_with("query string: "),
+                "{query}: {}",
+                error.detail
+            );
+        }
     }
 
     fn refused_field(body: &str) -> String {
