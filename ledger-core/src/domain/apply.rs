@@ -1,19 +1,21 @@
 //! `apply(state, event)`: carries out an event. It trusts nothing it can
 //! check: ids must be the next in sequence, lots must hold what the event
 //! takes from them, and the derived values an event records (funding after,
-//! totals) must equal what the state computes. For events `decide` produced
+//! totals, every sum of money a settlement adds up) must equal what the
+//! state computes; what ends or reverses an earlier record must name that
+//! record's account and merchant. For events `decide` produced
 //! these checks cannot fail, so `apply` treats a failure as a broken
 //! programme and stops; the replay tool calls `try_apply` to report it.
 
 use super::event::{Event, LotCredit, LotPortion};
 use super::expiry_index::ExpiryIndex;
 use super::ids::{AccountId, LotId, MerchantId};
-use super::money::{Amount, Points};
+use super::money::{Amount, Currency, Money, Points};
 use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX};
 use super::sharded_map::ShardedMap;
 use super::state::{
     Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantNumber,
-    MerchantStatus, PeriodState, Program, RedemptionRecord, State,
+    MerchantStatus, PeriodState, Program, RedemptionRecord, State, restorable,
 };
 use super::time::Timestamp;
 
@@ -273,6 +275,58 @@ fn ensure_funding(recorded: Amount, computed: Option<Amount>) -> Outcome {
     })
 }
 
+/// A recorded sum of money must be `unit` × `points` in `currency`: what
+/// settlements add up, so a log cannot state its own.
+fn ensure_value(
+    what: &str,
+    recorded: &Money,
+    unit: Amount,
+    points: Points,
+    currency: Currency,
+) -> Outcome {
+    let computed = unit.checked_times_points(points);
+    ensure(
+        computed == Some(recorded.amount) && recorded.currency == currency,
+        || {
+            let computed = computed.map_or_else(|| "an overflow".to_owned(), |at| at.to_string());
+            format!(
+                "{what} is recorded as {} {}, computed {computed} {currency} ({points} points at {unit})",
+                recorded.amount, recorded.currency
+            )
+        },
+    )
+}
+
+/// The merchant an event names, which must exist, with the unit value it
+/// redeems at now.
+fn redemption_terms(state: &State, merchant_id: &MerchantId) -> Result<(Amount, Currency), String> {
+    state
+        .merchants
+        .get(merchant_id)
+        .map(|merchant| (merchant.redemption_value, merchant.currency))
+        .ok_or_else(|| format!("merchant {merchant_id} does not exist"))
+}
+
+/// A reversal names the account and merchant of what it reverses.
+fn ensure_same_parties(
+    reversed: std::fmt::Arguments<'_>,
+    recorded: (&AccountId, &MerchantId),
+    named: (&AccountId, &MerchantId),
+) -> Outcome {
+    ensure(recorded == named, || {
+        format!(
+            "{reversed} was of {} at {}, not of {} at {}",
+            recorded.0, recorded.1, named.0, named.1
+        )
+    })
+}
+
+fn ensure_unit(what: &str, recorded: Amount, terms: Amount) -> Outcome {
+    ensure(recorded == terms, || {
+        format!("{what} is recorded as {recorded}, the merchant's is {terms}")
+    })
+}
+
 fn apply_event(state: &mut State, event: &Event) -> Outcome {
     match event {
         Event::ProgramConfigured(configured) => {
@@ -382,9 +436,14 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 )
             })?;
             let merchant = merchant_mut(state, &issued.merchant_id)?;
-            ensure(issued.funds_consumed.currency == merchant.currency, || {
-                "funding currency differs from the merchant's".to_owned()
-            })?;
+            ensure_unit("unit price", issued.unit_price, merchant.issue_price)?;
+            ensure_value(
+                "funds consumed",
+                &issued.funds_consumed,
+                issued.unit_price,
+                issued.points,
+                merchant.currency,
+            )?;
             ensure_funding(
                 issued.funding_after,
                 merchant.funding.checked_sub(issued.funds_consumed.amount),
@@ -442,6 +501,15 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
         }
         Event::PointsRedeemed(redeemed) => {
+            let (unit_value, currency) = redemption_terms(state, &redeemed.merchant_id)?;
+            ensure_unit("unit value", redeemed.unit_value, unit_value)?;
+            ensure_value(
+                "value owed",
+                &redeemed.value_owed,
+                redeemed.unit_value,
+                redeemed.points,
+                currency,
+            )?;
             let account = account_mut(&mut state.accounts, &redeemed.account)?;
             let total = debit_portions(
                 account,
@@ -545,9 +613,19 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             let hold = end_hold(state, captured.hold_id, HoldStatus::Captured)?;
             ensure(
                 hold.account == captured.account
+                    && hold.merchant_id == captured.merchant_id
                     && checked_add(captured.points, captured.points_released, "capture")?
                         == hold.points,
                 || format!("capture does not match hold {}", captured.hold_id),
+            )?;
+            let (unit_value, currency) = redemption_terms(state, &captured.merchant_id)?;
+            ensure_unit("unit value", captured.unit_value, unit_value)?;
+            ensure_value(
+                "value owed",
+                &captured.value_owed,
+                captured.unit_value,
+                captured.points,
+                currency,
             )?;
             let account = account_mut(&mut state.accounts, &captured.account)?;
             let total = debit_portions(
@@ -587,7 +665,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             };
             let hold = end_hold(state, released.hold_id, status)?;
             ensure(
-                hold.points == released.points && hold.account == released.account,
+                hold.points == released.points
+                    && hold.account == released.account
+                    && hold.merchant_id == released.merchant_id,
                 || format!("release does not match hold {}", released.hold_id),
             )?;
         }
@@ -601,6 +681,18 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 .issuances
                 .get_mut(reversed.issuance_id)
                 .ok_or_else(|| format!("issuance {} does not exist", reversed.issuance_id))?;
+            ensure_same_parties(
+                format_args!("issuance {}", reversed.issuance_id),
+                (&issuance.account, &issuance.merchant_id),
+                (&reversed.account, &reversed.merchant_id),
+            )?;
+            ensure_value(
+                "funds returned",
+                &reversed.funds_returned,
+                issuance.unit_price,
+                reversed.points_reversed,
+                issuance.currency,
+            )?;
             issuance.points_reversed = checked_add(
                 issuance.points_reversed,
                 reversed.points_requested,
@@ -659,6 +751,41 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 .redemptions
                 .get_mut(reversed.redemption_id)
                 .ok_or_else(|| format!("redemption {} does not exist", reversed.redemption_id))?;
+            ensure_same_parties(
+                format_args!("redemption {}", reversed.redemption_id),
+                (&redemption.account, &redemption.merchant_id),
+                (&reversed.account, &reversed.merchant_id),
+            )?;
+            ensure_value(
+                "value returned",
+                &reversed.value_returned,
+                redemption.unit_value,
+                reversed.points,
+                redemption.currency,
+            )?;
+            let expected = restorable(
+                &redemption.consumed,
+                redemption.points_reversed,
+                reversed.points,
+            );
+            ensure(
+                expected.len() == reversed.restored.len()
+                    && expected.iter().zip(&reversed.restored).all(
+                        |((portion, points), credit)| {
+                            credit.source_lot_id == portion.lot_id
+                                && credit.origin_merchant_id == portion.origin_merchant_id
+                                && credit.points == *points
+                                && credit.issued_at == portion.issued_at
+                                && credit.expires_at == portion.expires_at
+                        },
+                    ),
+                || {
+                    format!(
+                        "redemption {} restores other lots than it consumed, last first",
+                        reversed.redemption_id
+                    )
+                },
+            )?;
             redemption.points_reversed = checked_add(
                 redemption.points_reversed,
                 reversed.points,

@@ -347,6 +347,33 @@ pub struct RedemptionRecord {
     pub points_reversed: Points,
 }
 
+/// What reversing `points` more of a redemption restores: its portions
+/// from the last spent backwards, past the `already_reversed` points
+/// earlier reversals restored, each with the points taken from it. `decide`
+/// builds a reversal from this and `apply` holds a recorded one to it.
+pub fn restorable(
+    consumed: &[LotPortion],
+    already_reversed: Points,
+    points: Points,
+) -> Vec<(&LotPortion, Points)> {
+    let mut skip = already_reversed;
+    let mut left = points;
+    let mut restored = Vec::new();
+    for portion in consumed.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let skipped = skip.min(portion.points);
+        skip -= skipped;
+        let taken = (portion.points - skipped).min(left);
+        if taken > 0 {
+            left -= taken;
+            restored.push((portion, taken));
+        }
+    }
+    restored
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldStatus {

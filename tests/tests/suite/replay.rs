@@ -694,6 +694,37 @@ fn a_history_that_overdraws_a_merchant_fails_at_the_overdraft() {
     assert!(stderr.contains("invariant 5"), "{}", text(&output));
 }
 
+/// What a merchant is owed is computed, not read: a history rewritten so
+/// that the first redemption owes its merchant a hundred times its value
+/// (chain recomputed; the points, lots and invariants untouched) must fail
+/// at that redemption.
+#[test]
+fn a_well_chained_history_that_inflates_a_settlement_fails_at_that_event() {
+    use ledger_core::domain::{Amount, Event};
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    let mut inflated = None;
+    let forged = forge(&original, &directory.path().join("forged"), |envelope| {
+        if inflated.is_none()
+            && let Event::PointsRedeemed(redeemed) = &mut envelope.event
+        {
+            redeemed.value_owed.amount =
+                Amount(redeemed.value_owed.amount.0 * rust_decimal::Decimal::from(100));
+            inflated = Some(envelope.position);
+        }
+    });
+    let position = inflated.expect("the story redeems");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, position, "inflated value owed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("value owed is recorded as"),
+        "{}",
+        text(&output)
+    );
+}
+
 /// A copy of the log at `original` with every envelope passed through
 /// `rewrite` and the chain recomputed: well-formed records that only the
 /// invariant checks can fault.

@@ -6,7 +6,7 @@ use super::super::ids::{IssuanceId, RedemptionId};
 use super::super::money::{Money, Points};
 use super::super::program::ReversalPolicy;
 use super::super::rejection::{Rejection, ReversalTarget};
-use super::super::state::State;
+use super::super::state::{State, restorable};
 use super::super::time::Timestamp;
 use super::account_view::prepare_debit;
 use super::{IdAllocator, find_merchant, validate_points};
@@ -122,33 +122,18 @@ pub(super) fn reverse_redemption(
             headroom,
         });
     }
-    // Restore from the last portion spent backwards, skipping what earlier
-    // partial reversals already restored.
     let mut ids = IdAllocator::new(state);
-    let mut skip = redemption.points_reversed;
-    let mut left = requested;
-    let mut restored = Vec::new();
-    for portion in redemption.consumed.iter().rev() {
-        if left == 0 {
-            break;
-        }
-        let skipped = skip.min(portion.points);
-        skip -= skipped;
-        let available = portion.points - skipped;
-        let taken = available.min(left);
-        if taken == 0 {
-            continue;
-        }
-        left -= taken;
-        restored.push(LotCredit {
+    let restored = restorable(&redemption.consumed, redemption.points_reversed, requested)
+        .into_iter()
+        .map(|(portion, taken)| LotCredit {
             lot_id: ids.lot(),
             source_lot_id: portion.lot_id,
             origin_merchant_id: portion.origin_merchant_id.clone(),
             points: taken,
             issued_at: portion.issued_at,
             expires_at: portion.expires_at,
-        });
-    }
+        })
+        .collect();
     let value_returned = redemption
         .unit_value
         .checked_times_points(requested)

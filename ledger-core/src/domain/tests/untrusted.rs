@@ -145,3 +145,171 @@ fn merchant_numbers_that_do_not_fit_are_reported() {
         ))
     );
 }
+
+/// The last event `decide` makes of `command`, not applied; it applies.
+fn decided(ledger: &Ledger, command: Command) -> Event {
+    let events = decide(&ledger.state, &command, &ledger.context()).expect("decided");
+    let last = events.last().cloned().expect("an event");
+    let mut state = ledger.state.clone();
+    for event in &events {
+        try_apply(&mut state, event).expect("as decided, it applies");
+    }
+    last
+}
+
+fn refused(ledger: &Ledger, forged: Event) -> String {
+    let mut state = ledger.state.clone();
+    match try_apply(&mut state, &forged) {
+        Ok(()) => panic!("applied: {forged:?}"),
+        Err(error) => error.reason,
+    }
+}
+
+#[test]
+fn money_an_event_records_is_computed_not_taken_from_the_log() {
+    let mut ledger = Ledger::with_merchants();
+    ledger.issue("ann", "cafe", "o1", 100);
+
+    let fresh = next_issuance(&ledger, "o2");
+    let cheaper = PointsIssued {
+        unit_price: amount("0.005"),
+        ..fresh.clone()
+    };
+    assert_eq!(
+        refusal(&ledger, cheaper),
+        "unit price is recorded as 0.005, the merchant's is 0.01"
+    );
+    let mut underpaid = fresh.clone();
+    underpaid.funds_consumed.amount = amount("0.10");
+    assert_eq!(
+        refusal(&ledger, underpaid),
+        "funds consumed is recorded as 0.1 EUR, computed 0.2 EUR (20 points at 0.01)"
+    );
+
+    let Event::PointsRedeemed(redeemed) = decided(&ledger, redeem("ann", "cinema", 10)) else {
+        panic!("expected a redemption");
+    };
+    let mut overpaid = redeemed.clone();
+    overpaid.value_owed.amount = amount("80");
+    assert_eq!(
+        refused(&ledger, Event::PointsRedeemed(overpaid)),
+        "value owed is recorded as 80 EUR, computed 0.08 EUR (10 points at 0.008)"
+    );
+    let mut dearer = redeemed.clone();
+    dearer.unit_value = amount("8");
+    assert_eq!(
+        refused(&ledger, Event::PointsRedeemed(dearer)),
+        "unit value is recorded as 8, the merchant's is 0.008"
+    );
+    let mut nowhere = redeemed.clone();
+    nowhere.merchant_id = merchant("nowhere");
+    assert_eq!(
+        refused(&ledger, Event::PointsRedeemed(nowhere)),
+        "merchant nowhere does not exist"
+    );
+}
+
+#[test]
+fn a_capture_or_release_names_its_holds_merchant() {
+    let mut ledger = Ledger::with_merchants();
+    ledger.issue("ann", "cafe", "o1", 100);
+    let hold_id = ledger.hold("ann", "cafe", 30, 600);
+    let capture = Command::CaptureHold {
+        hold_id,
+        points: Some(20),
+    };
+    let Event::HoldCaptured(captured) = decided(&ledger, capture) else {
+        panic!("expected a capture");
+    };
+    let mut elsewhere = captured.clone();
+    elsewhere.merchant_id = merchant("cinema");
+    assert_eq!(
+        refused(&ledger, Event::HoldCaptured(elsewhere)),
+        format!("capture does not match hold {hold_id}")
+    );
+    let mut overpaid = captured.clone();
+    overpaid.value_owed.amount = amount("1.60");
+    assert_eq!(
+        refused(&ledger, Event::HoldCaptured(overpaid)),
+        "value owed is recorded as 1.6 EUR, computed 0.16 EUR (20 points at 0.008)"
+    );
+
+    let Event::HoldReleased(released) = decided(&ledger, Command::ReleaseHold { hold_id }) else {
+        panic!("expected a release");
+    };
+    let mut elsewhere = released.clone();
+    elsewhere.merchant_id = merchant("cinema");
+    assert_eq!(
+        refused(&ledger, Event::HoldReleased(elsewhere)),
+        format!("release does not match hold {hold_id}")
+    );
+}
+
+#[test]
+fn a_reversal_must_fit_what_it_reverses() {
+    let mut ledger = Ledger::with_merchants();
+    let issuance_id = ledger.issue("ann", "cafe", "o1", 100);
+    ledger.issue("ann", "cinema", "o2", 100);
+    ledger.issue("bob", "cafe", "o3", 100);
+
+    let reverse_issuance = Command::ReverseIssuance {
+        issuance_id,
+        points: Some(40),
+    };
+    let Event::IssuanceReversed(reversed) = decided(&ledger, reverse_issuance) else {
+        panic!("expected an issuance reversal");
+    };
+    let mut refund_elsewhere = reversed.clone();
+    refund_elsewhere.merchant_id = merchant("cinema");
+    assert_eq!(
+        refused(&ledger, Event::IssuanceReversed(refund_elsewhere)),
+        format!("issuance {issuance_id} was of ann at cafe, not of ann at cinema")
+    );
+    let mut larger_refund = reversed.clone();
+    larger_refund.funds_returned.amount = amount("4");
+    assert_eq!(
+        refused(&ledger, Event::IssuanceReversed(larger_refund)),
+        "funds returned is recorded as 4 EUR, computed 0.4 EUR (40 points at 0.01)"
+    );
+
+    // Spends all of cafe's lot and 50 of cinema's; a reversal of 60
+    // restores cinema's 50 first, then 10 of cafe's.
+    let redemption_id = ledger.redeem("ann", "cafe", 150);
+    let reverse_redemption = Command::ReverseRedemption {
+        redemption_id,
+        points: Some(60),
+    };
+    let Event::RedemptionReversed(restoring) = decided(&ledger, reverse_redemption) else {
+        panic!("expected a redemption reversal");
+    };
+    let restored: Vec<_> = restoring
+        .restored
+        .iter()
+        .map(|credit| (credit.origin_merchant_id.as_str(), credit.points))
+        .collect();
+    assert_eq!(restored, [("cinema", 50), ("cafe", 10)]);
+    let mut other_origin = restoring.clone();
+    other_origin.restored[0].origin_merchant_id = merchant("cafe");
+    assert_eq!(
+        refused(&ledger, Event::RedemptionReversed(other_origin)),
+        format!("redemption {redemption_id} restores other lots than it consumed, last first")
+    );
+    let mut first_spent_first = restoring.clone();
+    first_spent_first.restored.reverse();
+    assert_eq!(
+        refused(&ledger, Event::RedemptionReversed(first_spent_first)),
+        format!("redemption {redemption_id} restores other lots than it consumed, last first")
+    );
+    let mut to_bob = restoring.clone();
+    to_bob.account = account("bob");
+    assert_eq!(
+        refused(&ledger, Event::RedemptionReversed(to_bob)),
+        format!("redemption {redemption_id} was of ann at cafe, not of bob at cafe")
+    );
+    let mut larger_return = restoring.clone();
+    larger_return.value_returned.amount = amount("48");
+    assert_eq!(
+        refused(&ledger, Event::RedemptionReversed(larger_return)),
+        "value returned is recorded as 48 EUR, computed 0.48 EUR (60 points at 0.008)"
+    );
+}
