@@ -297,26 +297,61 @@ fn ensure_value(
     )
 }
 
-/// The merchant an event names, which must exist, with the unit value it
-/// redeems at now.
-fn redemption_terms(state: &State, merchant_id: &MerchantId) -> Result<(Amount, Currency), String> {
+/// The merchant an event names, which must exist: its number, and the
+/// unit value and currency it redeems at.
+fn redemption_terms(
+    state: &State,
+    merchant_id: &MerchantId,
+) -> Result<(MerchantNumber, Amount, Currency), String> {
     state
         .merchants
         .get(merchant_id)
-        .map(|merchant| (merchant.redemption_value, merchant.currency))
+        .map(|merchant| {
+            (
+                merchant.number,
+                merchant.redemption_value,
+                merchant.currency,
+            )
+        })
         .ok_or_else(|| format!("merchant {merchant_id} does not exist"))
+}
+
+/// The portions a redemption took, kept as the lots they came from holding
+/// what was taken (`debit_portions` has matched each to its lot).
+fn spent_lots(state: &State, portions: &[LotPortion]) -> Result<Vec<Lot>, String> {
+    // Sized exactly: collected from fallible items, a vector starts at four
+    // and most redemptions take from one lot.
+    let mut lots = Vec::with_capacity(portions.len());
+    for portion in portions {
+        let origin = state
+            .merchants
+            .get(&portion.origin_merchant_id)
+            .map(|merchant| merchant.number)
+            .ok_or_else(|| format!("merchant {} does not exist", portion.origin_merchant_id))?;
+        lots.push(new_lot(
+            portion.lot_id,
+            origin,
+            portion.points,
+            portion.issued_at,
+            portion.expires_at,
+        )?);
+    }
+    Ok(lots)
 }
 
 /// A reversal names the account and merchant of what it reverses.
 fn ensure_same_parties(
     reversed: std::fmt::Arguments<'_>,
-    recorded: (&AccountId, &MerchantId),
+    recorded: (&AccountId, Option<&MerchantId>),
     named: (&AccountId, &MerchantId),
 ) -> Outcome {
-    ensure(recorded == named, || {
+    ensure(recorded == (named.0, Some(named.1)), || {
+        let merchant = recorded
+            .1
+            .map_or_else(|| "an unnumbered merchant".to_owned(), ToString::to_string);
         format!(
-            "{reversed} was of {} at {}, not of {} at {}",
-            recorded.0, recorded.1, named.0, named.1
+            "{reversed} was of {} at {merchant}, not of {} at {}",
+            recorded.0, named.0, named.1
         )
     })
 }
@@ -450,6 +485,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
             merchant.funding = issued.funding_after;
             let currency = merchant.currency;
+            let merchant_number = merchant.number;
             let lot = new_lot(
                 issued.lot_id,
                 merchant.number,
@@ -491,7 +527,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 issued.issuance_id,
                 IssuanceRecord {
                     account: issued.account.clone(),
-                    merchant_id: issued.merchant_id.clone(),
+                    merchant: merchant_number,
                     points: issued.points,
                     lot_id: issued.lot_id,
                     unit_price: issued.unit_price,
@@ -501,7 +537,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
         }
         Event::PointsRedeemed(redeemed) => {
-            let (unit_value, currency) = redemption_terms(state, &redeemed.merchant_id)?;
+            let (merchant, unit_value, currency) = redemption_terms(state, &redeemed.merchant_id)?;
             ensure_unit("unit value", redeemed.unit_value, unit_value)?;
             ensure_value(
                 "value owed",
@@ -510,6 +546,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 redeemed.points,
                 currency,
             )?;
+            let consumed = spent_lots(state, &redeemed.consumed)?;
             let account = account_mut(&mut state.accounts, &redeemed.account)?;
             let total = debit_portions(
                 account,
@@ -536,9 +573,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 redeemed.redemption_id,
                 RedemptionRecord {
                     account: redeemed.account.clone(),
-                    merchant_id: redeemed.merchant_id.clone(),
+                    merchant,
                     points: redeemed.points,
-                    consumed: redeemed.consumed.clone(),
+                    consumed,
                     unit_value: redeemed.unit_value,
                     currency: redeemed.value_owed.currency,
                     points_reversed: 0,
@@ -618,7 +655,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                         == hold.points,
                 || format!("capture does not match hold {}", captured.hold_id),
             )?;
-            let (unit_value, currency) = redemption_terms(state, &captured.merchant_id)?;
+            let (merchant, unit_value, currency) = redemption_terms(state, &captured.merchant_id)?;
             ensure_unit("unit value", captured.unit_value, unit_value)?;
             ensure_value(
                 "value owed",
@@ -627,6 +664,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 captured.points,
                 currency,
             )?;
+            let consumed = spent_lots(state, &captured.consumed)?;
             let account = account_mut(&mut state.accounts, &captured.account)?;
             let total = debit_portions(
                 account,
@@ -649,9 +687,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 captured.redemption_id,
                 RedemptionRecord {
                     account: captured.account.clone(),
-                    merchant_id: captured.merchant_id.clone(),
+                    merchant,
                     points: captured.points,
-                    consumed: captured.consumed.clone(),
+                    consumed,
                     unit_value: captured.unit_value,
                     currency: captured.value_owed.currency,
                     points_reversed: 0,
@@ -683,7 +721,10 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 .ok_or_else(|| format!("issuance {} does not exist", reversed.issuance_id))?;
             ensure_same_parties(
                 format_args!("issuance {}", reversed.issuance_id),
-                (&issuance.account, &issuance.merchant_id),
+                (
+                    &issuance.account,
+                    state.merchant_ids.get(issuance.merchant.index()),
+                ),
                 (&reversed.account, &reversed.merchant_id),
             )?;
             ensure_value(
@@ -753,7 +794,10 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 .ok_or_else(|| format!("redemption {} does not exist", reversed.redemption_id))?;
             ensure_same_parties(
                 format_args!("redemption {}", reversed.redemption_id),
-                (&redemption.account, &redemption.merchant_id),
+                (
+                    &redemption.account,
+                    state.merchant_ids.get(redemption.merchant.index()),
+                ),
                 (&reversed.account, &reversed.merchant_id),
             )?;
             ensure_value(
@@ -770,15 +814,17 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             );
             ensure(
                 expected.len() == reversed.restored.len()
-                    && expected.iter().zip(&reversed.restored).all(
-                        |((portion, points), credit)| {
-                            credit.source_lot_id == portion.lot_id
-                                && credit.origin_merchant_id == portion.origin_merchant_id
+                    && expected
+                        .iter()
+                        .zip(&reversed.restored)
+                        .all(|((spent, points), credit)| {
+                            credit.source_lot_id == spent.lot_id
+                                && state.merchant_ids.get(spent.origin.index())
+                                    == Some(&credit.origin_merchant_id)
                                 && credit.points == *points
-                                && credit.issued_at == portion.issued_at
-                                && credit.expires_at == portion.expires_at
-                        },
-                    ),
+                                && credit.issued_at == spent.issued_at
+                                && credit.expires_at == spent.expires_at()
+                        }),
                 || {
                     format!(
                         "redemption {} restores other lots than it consumed, last first",

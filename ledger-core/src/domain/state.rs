@@ -326,7 +326,7 @@ impl Account {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuanceRecord {
     pub account: AccountId,
-    pub merchant_id: MerchantId,
+    pub merchant: MerchantNumber,
     pub points: Points,
     pub lot_id: LotId,
     pub unit_price: Amount,
@@ -338,10 +338,12 @@ pub struct IssuanceRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedemptionRecord {
     pub account: AccountId,
-    pub merchant_id: MerchantId,
+    pub merchant: MerchantNumber,
     pub points: Points,
-    /// In consumption order; reversals restore from the end.
-    pub consumed: Vec<LotPortion>,
+    /// What was taken, each as the lot it came from holding the points
+    /// taken from it (40 bytes a portion instead of 64), in consumption
+    /// order; reversals restore from the end.
+    pub consumed: Vec<Lot>,
     pub unit_value: Amount,
     pub currency: Currency,
     pub points_reversed: Points,
@@ -352,10 +354,10 @@ pub struct RedemptionRecord {
 /// earlier reversals restored, each with the points taken from it. `decide`
 /// builds a reversal from this and `apply` holds a recorded one to it.
 pub fn restorable(
-    consumed: &[LotPortion],
+    consumed: &[Lot],
     already_reversed: Points,
     points: Points,
-) -> Vec<(&LotPortion, Points)> {
+) -> Vec<(&Lot, Points)> {
     let mut skip = already_reversed;
     let mut left = points;
     let mut restored = Vec::new();
@@ -363,9 +365,9 @@ pub fn restorable(
         if left == 0 {
             break;
         }
-        let skipped = skip.min(portion.points);
+        let skipped = skip.min(portion.remaining);
         skip -= skipped;
-        let taken = (portion.points - skipped).min(left);
+        let taken = (portion.remaining - skipped).min(left);
         if taken > 0 {
             left -= taken;
             restored.push((portion, taken));
@@ -484,17 +486,28 @@ impl State {
                 ));
             }
         }
+        let numbered = |number: MerchantNumber| number.index() < self.merchant_ids.len();
         for (account_id, account) in self.accounts.iter() {
-            if let Some(lot) = account
-                .lots
-                .iter()
-                .find(|lot| lot.origin.index() >= self.merchant_ids.len())
-            {
+            if let Some(lot) = account.lots.iter().find(|lot| !numbered(lot.origin)) {
                 return Err(format!(
                     "lot {} of {account_id} comes from merchant number {}, which no merchant has",
                     lot.lot_id, lot.origin.0
                 ));
             }
+        }
+        if self
+            .issuances
+            .iter()
+            .any(|issuance| !numbered(issuance.merchant))
+        {
+            return Err("an issuance names a merchant number no merchant has".to_owned());
+        }
+        let redemption_numbered = |redemption: &RedemptionRecord| {
+            numbered(redemption.merchant)
+                && redemption.consumed.iter().all(|lot| numbered(lot.origin))
+        };
+        if !self.redemptions.iter().all(redemption_numbered) {
+            return Err("a redemption names a merchant number no merchant has".to_owned());
         }
         Ok(())
     }

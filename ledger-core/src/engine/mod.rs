@@ -160,7 +160,9 @@ pub const WRITER_SNAPSHOT: SnapshotKind = SnapshotKind {
     // 5: the idempotency index is its commands in the order of recording.
     // 6: merchants numbered; a lot names its origin by number and stores
     //    its expiry in 8 bytes.
-    layout: 6,
+    // 7: issuance and redemption records name their merchant by number; a
+    //    redemption keeps what it took as lots.
+    layout: 7,
 };
 
 /// What a snapshot holds: everything the writer needs to resume.

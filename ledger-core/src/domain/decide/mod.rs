@@ -15,7 +15,7 @@ use super::event::Event;
 use super::ids::MerchantId;
 use super::money::{POINTS_PER_COMMAND_MAX, Points};
 use super::rejection::Rejection;
-use super::state::{Merchant, MerchantStatus, NextIds, State};
+use super::state::{Merchant, MerchantNumber, MerchantStatus, NextIds, State};
 
 /// Judges `command` against `state` as of `context.now`. A rejection leaves
 /// no trace; an acceptance yields at least one event.
@@ -166,11 +166,11 @@ fn authorize(state: &State, command: &Command, actor: &Actor) -> Result<(), Reje
         Command::ReverseIssuance { issuance_id, .. } => state
             .issuances
             .get(*issuance_id)
-            .map(|issuance| &issuance.merchant_id),
+            .and_then(|issuance| state.merchant_id(issuance.merchant)),
         Command::ReverseRedemption { redemption_id, .. } => state
             .redemptions
             .get(*redemption_id)
-            .map(|redemption| &redemption.merchant_id),
+            .and_then(|redemption| state.merchant_id(redemption.merchant)),
         _ => {
             return Err(Rejection::forbidden(format!(
                 "merchant keys cannot {}",
@@ -200,6 +200,15 @@ fn validate_points(field: &str, points: Points) -> Result<(), Rejection> {
         ));
     }
     Ok(())
+}
+
+/// The id of the merchant numbered `number`. Every number in the state
+/// has one (`apply` numbers them, `State::check_merchant_numbers` vets a
+/// state read from a snapshot), but a miss is reported, not trusted.
+fn merchant_of(state: &State, number: MerchantNumber) -> Result<&MerchantId, Rejection> {
+    state
+        .merchant_id(number)
+        .ok_or_else(|| Rejection::not_found("merchant number", number.0))
 }
 
 fn find_merchant<'state>(

@@ -9,7 +9,7 @@ use super::super::rejection::{Rejection, ReversalTarget};
 use super::super::state::{State, restorable};
 use super::super::time::Timestamp;
 use super::account_view::prepare_debit;
-use super::{IdAllocator, find_merchant, validate_points};
+use super::{IdAllocator, find_merchant, merchant_of, validate_points};
 
 fn requested_points(
     target: ReversalTarget,
@@ -52,7 +52,8 @@ pub(super) fn reverse_issuance(
         .map_or(ReversalPolicy::default(), |program| {
             program.rules.reversal_policy
         });
-    let merchant = find_merchant(state, &issuance.merchant_id)?;
+    let merchant_id = merchant_of(state, issuance.merchant)?;
+    let merchant = find_merchant(state, merchant_id)?;
     let (mut view, mut events) = prepare_debit(state, &issuance.account, now);
 
     // Held points stay untouched: a hold is a promise to a merchant.
@@ -82,7 +83,7 @@ pub(super) fn reverse_issuance(
         reversal_id: ids.reversal(),
         issuance_id,
         account: issuance.account.clone(),
-        merchant_id: issuance.merchant_id.clone(),
+        merchant_id: merchant_id.clone(),
         points_requested: requested,
         points_reversed,
         points_unrecoverable: requested - points_reversed,
@@ -125,15 +126,17 @@ pub(super) fn reverse_redemption(
     let mut ids = IdAllocator::new(state);
     let restored = restorable(&redemption.consumed, redemption.points_reversed, requested)
         .into_iter()
-        .map(|(portion, taken)| LotCredit {
-            lot_id: ids.lot(),
-            source_lot_id: portion.lot_id,
-            origin_merchant_id: portion.origin_merchant_id.clone(),
-            points: taken,
-            issued_at: portion.issued_at,
-            expires_at: portion.expires_at,
+        .map(|(spent, taken)| {
+            Ok(LotCredit {
+                lot_id: ids.lot(),
+                source_lot_id: spent.lot_id,
+                origin_merchant_id: merchant_of(state, spent.origin)?.clone(),
+                points: taken,
+                issued_at: spent.issued_at,
+                expires_at: spent.expires_at(),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, Rejection>>()?;
     let value_returned = redemption
         .unit_value
         .checked_times_points(requested)
@@ -142,7 +145,7 @@ pub(super) fn reverse_redemption(
         reversal_id: ids.reversal(),
         redemption_id,
         account: redemption.account.clone(),
-        merchant_id: redemption.merchant_id.clone(),
+        merchant_id: merchant_of(state, redemption.merchant)?.clone(),
         points: requested,
         restored,
         value_returned: Money {

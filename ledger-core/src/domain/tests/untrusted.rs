@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::domain::event::PointsIssued;
-use crate::domain::ids::LotId;
+use crate::domain::ids::{IssuanceId, LotId};
 use crate::domain::state::MerchantNumber;
 use crate::domain::try_apply;
 
@@ -125,6 +125,15 @@ fn merchant_numbers_that_do_not_fit_are_reported() {
     );
     let violation = check_all(&unnumbered_origin).expect_err("check_all reports it");
     assert_eq!(violation.invariant, 0);
+
+    let mut unnumbered_issuer = ledger.state.clone();
+    if let Some(issuance) = unnumbered_issuer.issuances.get_mut(IssuanceId(1)) {
+        issuance.merchant = MerchantNumber(merchants);
+    }
+    assert_eq!(
+        unnumbered_issuer.check_merchant_numbers(),
+        Err("an issuance names a merchant number no merchant has".to_owned())
+    );
 
     let mut swapped = ledger.state.clone();
     swapped.merchant_ids.swap(0, 1);
