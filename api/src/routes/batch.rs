@@ -308,12 +308,18 @@ pub async fn batch(
     }
     let outcomes = state.engine.submit_in_order(requests).await;
     let mut decided = outcomes.into_iter().zip(kinds);
+    let mut last_revocation = None;
     let results: Vec<BatchResult> = results
         .into_iter()
         .map(|result| {
             result.unwrap_or_else(|| match decided.next() {
                 Some((outcome, kind)) => {
                     count_command(kind, outcome.as_ref().ok());
+                    if let ("revoke_api_key", Ok(Outcome::Accepted { position, .. })) =
+                        (kind, &outcome)
+                    {
+                        last_revocation = Some(*position);
+                    }
                     outcome_result(outcome)
                 }
                 None => BatchResult::Refused(error_result(ApiError::unavailable(
@@ -322,6 +328,13 @@ pub async fn batch(
             })
         })
         .collect();
+    // As for a single revocation: answered once the key read model has it.
+    if let Some(position) = last_revocation {
+        let _ = state
+            .projections
+            .wait_for(position, state.config.min_position_wait())
+            .await;
+    }
     let capacity = results
         .iter()
         .map(|result| match result {

@@ -11,7 +11,7 @@ use ledger_core::domain::ids::{
 };
 use ledger_core::domain::program::ProgramRules;
 use ledger_core::domain::{Amount, Currency, Points, Timestamp};
-use ledger_core::engine::{Clock, SystemClock};
+use ledger_core::engine::{Clock, Outcome, SystemClock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
@@ -378,14 +378,19 @@ pub async fn revoke_api_key(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key_id = path_id(KeyId::parse, "key_id", key_id)?;
-    run(
-        &state,
-        actor,
-        &headers,
-        None,
-        Command::RevokeApiKey { key_id },
-    )
-    .await
+    let Authenticated(acting) = actor;
+    let command_id = command_id(&acting, &headers, None)?;
+    let outcome = submit(&state, acting, command_id, Command::RevokeApiKey { key_id }).await?;
+    // Requests are authenticated against the key read model: answered
+    // only once it has the revocation, the key is refused from then on
+    // (the writer refuses its commands either way).
+    if let Outcome::Accepted { position, .. } = &outcome {
+        let _ = state
+            .projections
+            .wait_for(*position, state.config.min_position_wait())
+            .await;
+    }
+    Ok(respond(outcome, None))
 }
 
 pub async fn capture_hold(

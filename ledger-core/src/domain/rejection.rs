@@ -112,6 +112,12 @@ pub enum Rejection {
         requested: Points,
         reversible: Points,
     },
+
+    /// The acting key was revoked before the command was decided (the
+    /// server's key read model may not have applied the revocation yet;
+    /// the writer's state has).
+    #[error("API key {key_id} is revoked")]
+    Unauthorized { key_id: String },
 }
 
 /// What a reversal refers to, for messages.
@@ -209,6 +215,7 @@ impl Rejection {
             Rejection::HoldNotActive { .. } => "hold_not_active",
             Rejection::EarningLimitReached { .. } => "earning_limit_reached",
             Rejection::ReversalExceedsOriginal { .. } => "reversal_exceeds_original",
+            Rejection::Unauthorized { .. } => "unauthorized",
         }
     }
 }
@@ -225,6 +232,9 @@ mod tests {
             Rejection::not_found("merchant", "m1"),
             Rejection::IdempotencyKeyReused,
             Rejection::ProgramNotConfigured,
+            Rejection::Unauthorized {
+                key_id: "k1".to_owned(),
+            },
         ];
         for rejection in samples {
             let json = serde_json::to_value(&rejection).expect("serialises");

@@ -742,6 +742,11 @@ fn roles_and_merchant_scope_are_enforced_and_revoked_keys_stop_working() {
         "unauthorized",
         "revoked key",
     );
+    assert_eq!(
+        read(&cafe, "/v1/accounts/alice"),
+        401,
+        "a revoked key reads nothing either"
+    );
 }
 
 #[test]

@@ -146,6 +146,18 @@ pub fn execute(
 /// issue, redeem, hold and reverse for their own merchant; auditors and
 /// analysts only read.
 fn authorize(state: &State, command: &Command, actor: &Actor) -> Result<(), Rejection> {
+    // Keys the ledger never issued (the configured bootstrap key) are
+    // vouched for by the caller; a revoked one acts no more, whatever the
+    // caller's view of the keys.
+    if state
+        .api_keys
+        .get(&actor.key_id)
+        .is_some_and(|key| key.revoked)
+    {
+        return Err(Rejection::Unauthorized {
+            key_id: actor.key_id.to_string(),
+        });
+    }
     match actor.role {
         Role::Admin => return Ok(()),
         Role::Auditor | Role::Analyst => {

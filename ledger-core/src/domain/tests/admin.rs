@@ -222,3 +222,47 @@ fn api_keys_are_created_once_bound_correctly_and_revoked_once() {
     ledger.ok(revoke());
     assert_eq!(code(&ledger.rejected(revoke())), "not_found");
 }
+
+#[test]
+fn a_revoked_key_acts_no_more_whatever_its_caller_believes() {
+    let mut ledger = Ledger::with_merchants();
+    let cafe_key = KeyId::parse("cafe-till").expect("valid");
+    ledger.ok(Command::CreateApiKey {
+        key_id: cafe_key.clone(),
+        role: Role::Merchant,
+        merchant_id: Some(merchant("cafe")),
+        key_hash: "cd".repeat(32),
+    });
+    let as_cafe = Actor {
+        key_id: cafe_key.clone(),
+        role: Role::Merchant,
+        merchant_id: Some(merchant("cafe")),
+    };
+    let admin = std::mem::replace(&mut ledger.actor, as_cafe);
+    ledger.ok(issue("ann", "cafe", "o1", 10));
+
+    ledger.actor = admin;
+    ledger.ok(Command::RevokeApiKey {
+        key_id: cafe_key.clone(),
+    });
+    // A server whose key read model lags still sends the key's commands.
+    ledger.actor.key_id = cafe_key.clone();
+    ledger.actor.role = Role::Merchant;
+    ledger.actor.merchant_id = Some(merchant("cafe"));
+    assert_eq!(
+        ledger.rejected(issue("ann", "cafe", "o2", 10)),
+        Rejection::Unauthorized {
+            key_id: "cafe-till".to_owned()
+        }
+    );
+    // Revoked admin keys too; a key the ledger never issued is the
+    // caller's to vouch for (the configured bootstrap key).
+    ledger.actor.role = Role::Admin;
+    ledger.actor.merchant_id = None;
+    assert_eq!(
+        code(&ledger.rejected(issue("ann", "cafe", "o3", 10))),
+        "unauthorized"
+    );
+    ledger.actor.key_id = KeyId::parse("bootstrap-admin").expect("valid");
+    ledger.ok(issue("ann", "cafe", "o3", 10));
+}
