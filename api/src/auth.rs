@@ -60,6 +60,16 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// Waits (bounded by `--min-position-wait-ms`) until the key read model
+/// has applied `position`: a revocation answered after this is refused by
+/// every later request, not only by the writer.
+pub async fn until_keys_reach(state: &AppState, position: u64) {
+    let _ = state
+        .projections
+        .wait_for(position, state.config.min_position_wait())
+        .await;
+}
+
 async fn lookup(state: &AppState, hash: &str) -> Option<Actor> {
     let projections = state.projections.read().await;
     projections.keys.by_hash(hash).map(|record| record.actor())

@@ -330,10 +330,7 @@ pub async fn batch(
         .collect();
     // As for a single revocation: answered once the key read model has it.
     if let Some(position) = last_revocation {
-        let _ = state
-            .projections
-            .wait_for(position, state.config.min_position_wait())
-            .await;
+        crate::auth::until_keys_reach(&state, position).await;
     }
     let capacity = results
         .iter()

@@ -385,10 +385,7 @@ pub async fn revoke_api_key(
     // only once it has the revocation, the key is refused from then on
     // (the writer refuses its commands either way).
     if let Outcome::Accepted { position, .. } = &outcome {
-        let _ = state
-            .projections
-            .wait_for(*position, state.config.min_position_wait())
-            .await;
+        crate::auth::until_keys_reach(&state, *position).await;
     }
     Ok(respond(outcome, None))
 }

@@ -155,6 +155,19 @@ fn debit_portions(
     Ok(total)
 }
 
+/// The number of the merchant a lot comes from, which must exist.
+fn origin_number(
+    state: &State,
+    lot_id: LotId,
+    origin: &MerchantId,
+) -> Result<MerchantNumber, String> {
+    state
+        .merchants
+        .get(origin)
+        .map(|merchant| merchant.number)
+        .ok_or_else(|| format!("lot {lot_id} comes from merchant {origin}, which does not exist"))
+}
+
 fn new_lot(
     lot_id: LotId,
     origin: MerchantNumber,
@@ -202,19 +215,9 @@ fn credit_lots(
     let mut total: Points = 0;
     for credit in credits {
         next_id(&mut state.next_ids.lot, credit.lot_id.0, "lot")?;
-        let origin = state
-            .merchants
-            .get(&credit.origin_merchant_id)
-            .map(|merchant| merchant.number)
-            .ok_or_else(|| {
-                format!(
-                    "lot {} comes from merchant {}, which does not exist",
-                    credit.lot_id, credit.origin_merchant_id
-                )
-            })?;
         let lot = new_lot(
             credit.lot_id,
-            origin,
+            origin_number(state, credit.lot_id, &credit.origin_merchant_id)?,
             credit.points,
             credit.issued_at,
             credit.expires_at,
@@ -288,7 +291,8 @@ fn ensure_value(
     ensure(
         computed == Some(recorded.amount) && recorded.currency == currency,
         || {
-            let computed = computed.map_or_else(|| "an overflow".to_owned(), |at| at.to_string());
+            let computed =
+                computed.map_or_else(|| "an overflow".to_owned(), |amount| amount.to_string());
             format!(
                 "{what} is recorded as {} {}, computed {computed} {currency} ({points} points at {unit})",
                 recorded.amount, recorded.currency
@@ -323,14 +327,9 @@ fn spent_lots(state: &State, portions: &[LotPortion]) -> Result<Vec<Lot>, String
     // and most redemptions take from one lot.
     let mut lots = Vec::with_capacity(portions.len());
     for portion in portions {
-        let origin = state
-            .merchants
-            .get(&portion.origin_merchant_id)
-            .map(|merchant| merchant.number)
-            .ok_or_else(|| format!("merchant {} does not exist", portion.origin_merchant_id))?;
         lots.push(new_lot(
             portion.lot_id,
-            origin,
+            origin_number(state, portion.lot_id, &portion.origin_merchant_id)?,
             portion.points,
             portion.issued_at,
             portion.expires_at,
