@@ -423,6 +423,10 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             ensure(deposit.amount.currency == merchant.currency, || {
                 "deposit currency differs from the merchant's".to_owned()
             })?;
+            // A negative one would be a withdrawal no command makes.
+            ensure(deposit.amount.amount.is_positive(), || {
+                format!("deposit of {}", deposit.amount.amount)
+            })?;
             ensure_funding(
                 deposit.funding_after,
                 merchant.funding.checked_add(deposit.amount.amount),
@@ -618,6 +622,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
         }
         Event::PointsHeld(held) => {
             ensure(held.points > 0, || "empty hold".to_owned())?;
+            ensure(state.merchants.contains_key(&held.merchant_id), || {
+                format!("merchant {} does not exist", held.merchant_id)
+            })?;
             let account = account_mut(&mut state.accounts, &held.account)?;
             ensure(held.points <= account.available(), || {
                 format!(
@@ -707,6 +714,13 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                     && hold.merchant_id == released.merchant_id,
                 || format!("release does not match hold {}", released.hold_id),
             )?;
+            let timed_out = hold.expires_at <= released.released_at;
+            ensure(timed_out == (status == HoldStatus::TimedOut), || {
+                format!(
+                    "hold {} expiring at {} is recorded as {:?} at {}",
+                    released.hold_id, hold.expires_at, released.reason, released.released_at
+                )
+            })?;
         }
         Event::IssuanceReversed(reversed) => {
             next_id(

@@ -3,7 +3,7 @@
 //! event with that one thing right applies.
 
 use super::*;
-use crate::domain::event::PointsIssued;
+use crate::domain::event::{HoldReleaseReason, PointsIssued};
 use crate::domain::ids::{IssuanceId, LotId};
 use crate::domain::state::MerchantNumber;
 use crate::domain::try_apply;
@@ -251,6 +251,55 @@ fn a_capture_or_release_names_its_holds_merchant() {
     assert_eq!(
         refused(&ledger, Event::HoldReleased(elsewhere)),
         format!("release does not match hold {hold_id}")
+    );
+    let mut early_timeout = released.clone();
+    early_timeout.reason = HoldReleaseReason::TimedOut;
+    assert_eq!(
+        refused(&ledger, Event::HoldReleased(early_timeout)),
+        format!(
+            "hold {hold_id} expiring at {} is recorded as TimedOut at {}",
+            ledger.now.plus_seconds(600),
+            ledger.now
+        )
+    );
+}
+
+#[test]
+fn a_withdrawal_dressed_as_a_deposit_or_a_hold_at_no_merchant_is_refused() {
+    let mut ledger = Ledger::with_merchants();
+    let deposit = Command::RecordDeposit {
+        merchant_id: merchant("cafe"),
+        amount: amount("50"),
+    };
+    let Event::DepositRecorded(deposited) = decided(&ledger, deposit) else {
+        panic!("expected a deposit");
+    };
+    let mut withdrawal = deposited.clone();
+    withdrawal.amount.amount = amount("-50");
+    withdrawal.funding_after = amount("950");
+    assert_eq!(
+        refused(&ledger, Event::DepositRecorded(withdrawal)),
+        "deposit of -50"
+    );
+
+    ledger.issue("ann", "cafe", "o1", 100);
+    let hold_id = ledger.hold("ann", "cafe", 30, 600);
+    ledger.ok(Command::ReleaseHold { hold_id });
+    let hold = Command::HoldPoints {
+        account: account("ann"),
+        merchant_id: merchant("cafe"),
+        points: 10,
+        order_ref: None,
+        expires_in_seconds: Some(600),
+    };
+    let Event::PointsHeld(held) = decided(&ledger, hold) else {
+        panic!("expected a hold");
+    };
+    let mut nowhere = held.clone();
+    nowhere.merchant_id = merchant("nowhere");
+    assert_eq!(
+        refused(&ledger, Event::PointsHeld(nowhere)),
+        "merchant nowhere does not exist"
     );
 }
 
