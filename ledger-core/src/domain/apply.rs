@@ -7,7 +7,8 @@
 //! these checks cannot fail, so `apply` treats a failure as a broken
 //! programme and stops; the replay tool calls `try_apply` to report it.
 
-use super::event::{Event, LotCredit, LotPortion};
+use super::earning::{apply_limits, member_tier, price_purchase};
+use super::event::{Event, LotCredit, LotPortion, PointsIssued};
 use super::expiry_index::ExpiryIndex;
 use super::ids::{AccountId, LotId, MerchantId};
 use super::money::{Amount, Currency, Money, Points};
@@ -355,6 +356,67 @@ fn ensure_same_parties(
     })
 }
 
+/// An issuance grants what the programme's earning rules give: a purchase
+/// priced at the rule version in force (the member's tier as of the
+/// issuance), then the per-order and per-day limits.
+fn ensure_earned_by_the_rules(state: &State, issued: &PointsIssued) -> Outcome {
+    let program = state
+        .program
+        .as_ref()
+        .ok_or_else(|| "no programme is configured".to_owned())?;
+    ensure(issued.rule_version == program.version, || {
+        format!(
+            "priced by rule version {}, the programme's is {}",
+            issued.rule_version, program.version
+        )
+    })?;
+    let rules = &program.rules.earning_rules;
+    let account = state.accounts.get(&issued.account);
+    if let Some(pricing) = &issued.pricing {
+        let currency = state
+            .merchants
+            .get(&issued.merchant_id)
+            .map(|merchant| merchant.currency);
+        ensure(currency == Some(pricing.purchase.currency), || {
+            format!(
+                "a purchase in {} at a merchant that deals in {currency:?}",
+                pricing.purchase.currency
+            )
+        })?;
+        let tier = member_tier(rules, account, issued.issued_at);
+        let repriced = price_purchase(
+            rules,
+            pricing.purchase,
+            pricing.category.as_ref(),
+            tier,
+            issued.issued_at,
+        )
+        .map_err(|rejection| format!("the purchase cannot be priced: {rejection}"))?;
+        ensure(
+            repriced == (issued.points_before_limits, pricing.clone()),
+            || {
+                format!(
+                    "the purchase is recorded as earning {} ({pricing:?}); the rules give {} ({:?})",
+                    issued.points_before_limits, repriced.0, repriced.1
+                )
+            },
+        )?;
+    }
+    let limited = apply_limits(
+        rules,
+        account,
+        issued.issued_at,
+        issued.points_before_limits,
+    )
+    .map_err(|limit| format!("{} had earned the day's maximum of {limit}", issued.account))?;
+    ensure(limited == (issued.points, issued.limited_by), || {
+        format!(
+            "{} points before limits are recorded as {} ({:?}); the limits give {} ({:?})",
+            issued.points_before_limits, issued.points, issued.limited_by, limited.0, limited.1
+        )
+    })
+}
+
 fn ensure_unit(what: &str, recorded: Amount, terms: Amount) -> Outcome {
     ensure(recorded == terms, || {
         format!("{what} is recorded as {recorded}, the merchant's is {terms}")
@@ -459,6 +521,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
         }
         Event::PointsIssued(issued) => {
             next_id(&mut state.next_ids.lot, issued.lot_id.0, "lot")?;
+            ensure_earned_by_the_rules(state, issued)?;
             // Recorded before the checks below: one probe finds a repeated
             // order and makes room for this one (a state `apply` refused an
             // event on is discarded whole, so the early entry never stays).

@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::event::PurchasePricing;
+use super::event::{EarningLimit, PurchasePricing};
 use super::ids::Category;
 use super::money::{Amount, Money, POINTS_PER_COMMAND_MAX, Points};
 use super::program::{EarningRules, Tier};
@@ -99,6 +99,38 @@ pub fn price_purchase(
             multiplier: Amount(multiplier.normalize()),
         },
     ))
+}
+
+/// The points an issuance of `points_before_limits` at `now` grants under
+/// the per-order and per-day limits, and the limit that cut it, if any;
+/// `Err(daily maximum)` when the member has earned the day's maximum.
+/// `decide` grants this and `apply` holds a recorded issuance to it.
+pub fn apply_limits(
+    rules: &EarningRules,
+    account: Option<&Account>,
+    now: Timestamp,
+    points_before_limits: Points,
+) -> Result<(Points, Option<EarningLimit>), Points> {
+    let mut points = points_before_limits;
+    let mut limited_by = None;
+    if let Some(order_max) = rules.per_order_points_max
+        && points > order_max
+    {
+        points = order_max;
+        limited_by = Some(EarningLimit::PerOrder);
+    }
+    if let Some(daily_max) = rules.per_account_daily_points_max {
+        let earned_today = account.map_or(0, |account| account.earned_on_day(now.day_index()));
+        let allowance = daily_max.saturating_sub(earned_today);
+        if allowance == 0 {
+            return Err(daily_max);
+        }
+        if points > allowance {
+            points = allowance;
+            limited_by = Some(EarningLimit::PerAccountDaily);
+        }
+    }
+    Ok((points, limited_by))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Earning: a merchant issues points to an account for an order.
 
-use super::super::earning::{member_tier, price_purchase};
-use super::super::event::{EarningLimit, Event, PointsIssued};
+use super::super::earning::{apply_limits, member_tier, price_purchase};
+use super::super::event::{Event, PointsIssued};
 use super::super::ids::{AccountId, Category, MerchantId, OrderRef};
 use super::super::money::{Amount, Money, Points};
 use super::super::rejection::Rejection;
@@ -78,28 +78,13 @@ pub(super) fn issue_points(
         }
     };
 
-    let mut points = points_before_limits;
-    let mut limited_by = None;
-    if let Some(order_max) = rules.per_order_points_max
-        && points > order_max
-    {
-        points = order_max;
-        limited_by = Some(EarningLimit::PerOrder);
-    }
-    if let Some(daily_max) = rules.per_account_daily_points_max {
-        let earned_today = account.map_or(0, |account| account.earned_on_day(now.day_index()));
-        let allowance = daily_max.saturating_sub(earned_today);
-        if allowance == 0 {
-            return Err(Rejection::EarningLimitReached {
+    let (points, limited_by) =
+        apply_limits(rules, account, now, points_before_limits).map_err(|limit| {
+            Rejection::EarningLimitReached {
                 account: request.account.clone(),
-                limit: daily_max,
-            });
-        }
-        if points > allowance {
-            points = allowance;
-            limited_by = Some(EarningLimit::PerAccountDaily);
-        }
-    }
+                limit,
+            }
+        })?;
 
     let headroom = state.headroom();
     if points > headroom {

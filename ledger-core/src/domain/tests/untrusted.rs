@@ -3,7 +3,7 @@
 //! event with that one thing right applies.
 
 use super::*;
-use crate::domain::event::{HoldReleaseReason, PointsIssued};
+use crate::domain::event::{EarningLimit, HoldReleaseReason, PointsIssued};
 use crate::domain::ids::{IssuanceId, LotId};
 use crate::domain::state::MerchantNumber;
 use crate::domain::try_apply;
@@ -369,5 +369,66 @@ fn a_reversal_must_fit_what_it_reverses() {
     assert_eq!(
         refused(&ledger, Event::RedemptionReversed(larger_return)),
         "value returned is recorded as 48 EUR, computed 0.48 EUR (60 points at 0.008)"
+    );
+}
+
+/// `issued` granting `points` instead, its funding moved to match, so that
+/// only the earning rules can tell.
+fn granting(issued: &PointsIssued, points_before_limits: Points, points: Points) -> Event {
+    let mut forged = issued.clone();
+    let cost = |points: Points| {
+        issued
+            .unit_price
+            .checked_times_points(points)
+            .expect("a small cost")
+    };
+    forged.points_before_limits = points_before_limits;
+    forged.points = points;
+    forged.funds_consumed.amount = cost(points);
+    forged.funding_after = Amount(issued.funding_after.0 + cost(issued.points).0 - cost(points).0);
+    Event::PointsIssued(forged)
+}
+
+#[test]
+fn an_issuance_grants_what_the_earning_rules_give() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| {
+        rules.earning_rules.per_order_points_max = Some(500);
+    });
+    let Event::PointsIssued(priced) = decided(&ledger, purchase("ann", "cafe", "o1", "12.34"))
+    else {
+        panic!("expected an issuance");
+    };
+    assert_eq!((priced.points_before_limits, priced.points), (12, 12));
+    assert_eq!(
+        refused(&ledger, granting(&priced, 1_200, 500)),
+        format!(
+            "the purchase is recorded as earning 1200 ({:?}); the rules give 12 ({:?})",
+            priced.pricing.clone().expect("priced"),
+            priced.pricing.clone().expect("priced")
+        )
+    );
+
+    let Event::PointsIssued(limited) = decided(&ledger, issue("ann", "cafe", "o2", 800)) else {
+        panic!("expected an issuance");
+    };
+    assert_eq!(
+        (limited.points, limited.limited_by),
+        (500, Some(EarningLimit::PerOrder))
+    );
+    assert_eq!(
+        refused(&ledger, granting(&limited, 800, 800)),
+        "800 points before limits are recorded as 800 (Some(PerOrder)); the limits give 500 (Some(PerOrder))"
+    );
+
+    let mut old_rules = limited.clone();
+    old_rules.rule_version -= 1;
+    assert_eq!(
+        refused(&ledger, Event::PointsIssued(old_rules)),
+        format!(
+            "priced by rule version {}, the programme's is {}",
+            limited.rule_version - 1,
+            limited.rule_version
+        )
     );
 }
