@@ -935,6 +935,14 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             )?;
         }
         Event::PointsExpired(expired) => {
+            // Otherwise lots could be expired before they are due, by
+            // naming a later `as_of`.
+            ensure(expired.as_of <= expired.expired_at, || {
+                format!(
+                    "expires as of {}, later than it is recorded at ({})",
+                    expired.as_of, expired.expired_at
+                )
+            })?;
             let account = account_mut(&mut state.accounts, &expired.account)?;
             ensure(
                 expired

@@ -432,3 +432,29 @@ fn an_issuance_grants_what_the_earning_rules_give() {
         )
     );
 }
+
+#[test]
+fn lots_cannot_be_expired_before_they_are_due() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(10));
+    ledger.issue("ann", "cafe", "o1", 10);
+    ledger.advance_days(10);
+    let run = Command::RunExpiry { as_of: ledger.now };
+    let events = decide(&ledger.state, &run, &ledger.context()).expect("decided");
+    let Some(Event::PointsExpired(expired)) = events.first() else {
+        panic!("expected an expiry, got {events:?}");
+    };
+    let mut state = ledger.state.clone();
+    try_apply(&mut state, &Event::PointsExpired(expired.clone())).expect("as decided, it applies");
+
+    // The same expiry recorded a day early, naming the day it was due.
+    let mut early = expired.clone();
+    early.expired_at = ledger.now.minus_seconds(86_400);
+    assert_eq!(
+        refused(&ledger, Event::PointsExpired(early.clone())),
+        format!(
+            "expires as of {}, later than it is recorded at ({})",
+            early.as_of, early.expired_at
+        )
+    );
+}
