@@ -444,6 +444,16 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             ensure(!state.merchants.contains_key(&applied.merchant_id), || {
                 format!("merchant {} exists", applied.merchant_id)
             })?;
+            // A negative price would pay the merchant for issuing.
+            ensure(
+                !applied.issue_price.is_negative() && !applied.redemption_value.is_negative(),
+                || {
+                    format!(
+                        "merchant {} applies at {} a point issued and {} a point redeemed",
+                        applied.merchant_id, applied.issue_price, applied.redemption_value
+                    )
+                },
+            )?;
             let number = u32::try_from(state.merchant_ids.len())
                 .map(MerchantNumber)
                 .map_err(|_| "more merchants than a lot can name".to_owned())?;

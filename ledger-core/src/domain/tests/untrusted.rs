@@ -458,3 +458,24 @@ fn lots_cannot_be_expired_before_they_are_due() {
         )
     );
 }
+
+#[test]
+fn a_merchant_cannot_apply_at_a_negative_price() {
+    let ledger = Ledger::with_merchants();
+    let apply = Command::ApplyMerchant {
+        merchant_id: merchant("books"),
+        name: "Books".to_owned(),
+        currency: Currency::parse("EUR").expect("valid"),
+        issue_price: amount("0.01"),
+        redemption_value: amount("0.008"),
+    };
+    let Event::MerchantApplied(applied) = decided(&ledger, apply) else {
+        panic!("expected an application");
+    };
+    let mut paid_to_issue = applied.clone();
+    paid_to_issue.issue_price = amount("-0.01");
+    assert_eq!(
+        refused(&ledger, Event::MerchantApplied(paid_to_issue)),
+        "merchant books applies at -0.01 a point issued and 0.008 a point redeemed"
+    );
+}
