@@ -356,9 +356,10 @@ fn ensure_same_parties(
     })
 }
 
-/// An issuance grants what the programme's earning rules give: a purchase
-/// priced at the rule version in force (the member's tier as of the
-/// issuance), then the per-order and per-day limits.
+/// An issuance grants what the programme's rules give: a lot valid for
+/// the programme's expiry, a purchase priced at the rule version in force
+/// (the member's tier as of the issuance), then the per-order and per-day
+/// limits.
 fn ensure_earned_by_the_rules(state: &State, issued: &PointsIssued) -> Outcome {
     let program = state
         .program
@@ -368,6 +369,16 @@ fn ensure_earned_by_the_rules(state: &State, issued: &PointsIssued) -> Outcome {
         format!(
             "priced by rule version {}, the programme's is {}",
             issued.rule_version, program.version
+        )
+    })?;
+    let validity = program
+        .rules
+        .expiry_days
+        .map(|days| issued.issued_at.plus_days(days));
+    ensure(issued.expires_at == validity, || {
+        format!(
+            "the lot is recorded as expiring at {:?}; the programme's validity gives {validity:?}",
+            issued.expires_at
         )
     })?;
     let rules = &program.rules.earning_rules;

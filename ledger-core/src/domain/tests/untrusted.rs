@@ -5,7 +5,7 @@
 use super::*;
 use crate::domain::event::{EarningLimit, HoldReleaseReason, PointsIssued};
 use crate::domain::ids::{IssuanceId, LotId};
-use crate::domain::state::MerchantNumber;
+use crate::domain::state::{Lot, MerchantNumber};
 use crate::domain::try_apply;
 
 /// The issuance `decide` records next for `order_ref`, not applied.
@@ -66,14 +66,26 @@ fn an_issuance_that_does_not_fit_is_refused_for_what_does_not() {
         )
     );
 
-    // A lot keeps its expiry in 8 bytes, the last instant meaning never.
+    // A lot keeps its expiry in 8 bytes, the last instant meaning never,
+    // so it cannot record one at that instant (an issuance's validity is
+    // checked against the programme's before that).
+    assert_eq!(
+        Lot::new(
+            fresh.lot_id,
+            MerchantNumber(0),
+            20,
+            fresh.issued_at,
+            Some(Timestamp(i64::MAX))
+        ),
+        None
+    );
     let expiring_at_the_end_of_time = PointsIssued {
         expires_at: Some(Timestamp(i64::MAX)),
         ..fresh.clone()
     };
-    assert_eq!(
-        refusal(&ledger, expiring_at_the_end_of_time),
-        format!("lot {} expires at the last instant there is", fresh.lot_id)
+    assert!(
+        refusal(&ledger, expiring_at_the_end_of_time)
+            .ends_with("the programme's validity gives None")
     );
 }
 
@@ -478,4 +490,29 @@ fn a_merchant_cannot_apply_at_a_negative_price() {
         refused(&ledger, Event::MerchantApplied(paid_to_issue)),
         "merchant books applies at -0.01 a point issued and 0.008 a point redeemed"
     );
+}
+
+#[test]
+fn a_lot_is_valid_for_the_programmes_expiry_and_no_longer() {
+    let mut ledger = Ledger::with_merchants();
+    configure(&mut ledger, |rules| rules.expiry_days = Some(30));
+    let fresh = next_issuance(&ledger, "o1");
+    assert_eq!(fresh.expires_at, Some(ledger.now.plus_days(30)));
+    let longer = PointsIssued {
+        expires_at: Some(ledger.now.plus_days(3650)),
+        ..fresh.clone()
+    };
+    assert_eq!(
+        refusal(&ledger, longer),
+        format!(
+            "the lot is recorded as expiring at {:?}; the programme's validity gives {:?}",
+            Some(ledger.now.plus_days(3650)),
+            fresh.expires_at
+        )
+    );
+    let never = PointsIssued {
+        expires_at: None,
+        ..fresh.clone()
+    };
+    assert!(refusal(&ledger, never).starts_with("the lot is recorded as expiring at None"));
 }
