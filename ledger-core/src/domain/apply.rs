@@ -118,13 +118,16 @@ fn prune_recent(recent: &mut std::collections::VecDeque<(Timestamp, Points)>, no
     }
 }
 
-/// Takes each portion from its lot, exactly as recorded.
+/// Takes each portion from its lot, exactly as recorded; with `spent`,
+/// keeps each portion there as its lot holding what was taken (what a
+/// redemption record keeps).
 fn debit_portions(
     account: &mut Account,
     account_id: &AccountId,
     portions: &[LotPortion],
     merchant_ids: &[MerchantId],
     lot_expiries: &mut ExpiryIndex,
+    mut spent: Option<&mut Vec<Lot>>,
 ) -> Result<Points, String> {
     let mut total: Points = 0;
     for portion in portions {
@@ -143,6 +146,9 @@ fn debit_portions(
                 && lot.issued_at == portion.issued_at,
             || format!("lot {} is recorded with other origin or dates", lot.lot_id),
         )?;
+        if let Some(spent) = spent.as_deref_mut() {
+            spent.push(lot.with_remaining(portion.points));
+        }
         lot.remaining = checked_sub(lot.remaining, portion.points, "lot remaining")?;
         if lot.remaining == 0 {
             if let Some(expires_at) = lot.expires_at() {
@@ -319,24 +325,6 @@ fn redemption_terms(
             )
         })
         .ok_or_else(|| format!("merchant {merchant_id} does not exist"))
-}
-
-/// The portions a redemption took, kept as the lots they came from holding
-/// what was taken (`debit_portions` has matched each to its lot).
-fn spent_lots(state: &State, portions: &[LotPortion]) -> Result<Vec<Lot>, String> {
-    // Sized exactly: collected from fallible items, a vector starts at four
-    // and most redemptions take from one lot.
-    let mut lots = Vec::with_capacity(portions.len());
-    for portion in portions {
-        lots.push(new_lot(
-            portion.lot_id,
-            origin_number(state, portion.lot_id, &portion.origin_merchant_id)?,
-            portion.points,
-            portion.issued_at,
-            portion.expires_at,
-        )?);
-    }
-    Ok(lots)
 }
 
 /// A reversal names the account and merchant of what it reverses.
@@ -575,7 +563,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             let merchant_number = merchant.number;
             let lot = new_lot(
                 issued.lot_id,
-                merchant.number,
+                merchant_number,
                 issued.points,
                 issued.issued_at,
                 issued.expires_at,
@@ -633,7 +621,8 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 redeemed.points,
                 currency,
             )?;
-            let consumed = spent_lots(state, &redeemed.consumed)?;
+            // Sized exactly: most redemptions take from one lot.
+            let mut consumed = Vec::with_capacity(redeemed.consumed.len());
             let account = account_mut(&mut state.accounts, &redeemed.account)?;
             let total = debit_portions(
                 account,
@@ -641,6 +630,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 &redeemed.consumed,
                 &state.merchant_ids,
                 &mut state.lot_expiries,
+                Some(&mut consumed),
             )?;
             ensure(total == redeemed.points, || {
                 format!(
@@ -685,6 +675,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 &portions_of(&transfer.moved),
                 &state.merchant_ids,
                 &mut state.lot_expiries,
+                None,
             )?;
             ensure(sender.held <= sender.balance, || {
                 format!("transfer moves held points of {}", transfer.from)
@@ -754,7 +745,8 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 captured.points,
                 currency,
             )?;
-            let consumed = spent_lots(state, &captured.consumed)?;
+            // Sized exactly: most redemptions take from one lot.
+            let mut consumed = Vec::with_capacity(captured.consumed.len());
             let account = account_mut(&mut state.accounts, &captured.account)?;
             let total = debit_portions(
                 account,
@@ -762,6 +754,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 &captured.consumed,
                 &state.merchant_ids,
                 &mut state.lot_expiries,
+                Some(&mut consumed),
             )?;
             ensure(total == captured.points, || {
                 format!(
@@ -857,6 +850,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 &reversed.clawed_back,
                 &state.merchant_ids,
                 &mut state.lot_expiries,
+                None,
             )?;
             ensure(total == reversed.points_reversed, || {
                 format!(
@@ -978,6 +972,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 &expired.lots,
                 &state.merchant_ids,
                 &mut state.lot_expiries,
+                None,
             )?;
             ensure(total == expired.points, || {
                 format!("expired {total} points, recorded {}", expired.points)
