@@ -31,6 +31,15 @@ pub enum ReplayError {
         previous: Timestamp,
         recorded_at: Timestamp,
     },
+    #[error(
+        "position {position} ({event_kind}): the event says it happened at {occurred_at}, its record says {recorded_at}"
+    )]
+    TimeMismatch {
+        position: Position,
+        event_kind: &'static str,
+        occurred_at: Timestamp,
+        recorded_at: Timestamp,
+    },
     #[error("position {position} ({event_kind}): the event does not fit the state: {reason}")]
     DoesNotApply {
         position: Position,

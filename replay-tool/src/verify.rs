@@ -94,6 +94,15 @@ pub fn verify(
                 recorded_at: envelope.recorded_at,
             });
         }
+        let occurred_at = envelope.event.occurred_at();
+        if occurred_at != envelope.recorded_at {
+            return Err(ReplayError::TimeMismatch {
+                position,
+                event_kind,
+                occurred_at,
+                recorded_at: envelope.recorded_at,
+            });
+        }
         let touched = envelope.event.accounts();
         let before: u128 = touched
             .clone()

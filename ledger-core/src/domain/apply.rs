@@ -308,23 +308,42 @@ fn ensure_value(
     )
 }
 
-/// The merchant an event names, which must exist: its number, and the
-/// unit value and currency it redeems at.
+/// Points are issued, held and spent only at an active merchant (a
+/// pending, rejected or suspended one can still be funded or reversed).
+fn active_merchant<'state>(
+    state: &'state State,
+    merchant_id: &MerchantId,
+) -> Result<&'state Merchant, String> {
+    let merchant = state
+        .merchants
+        .get(merchant_id)
+        .ok_or_else(|| format!("merchant {merchant_id} does not exist"))?;
+    ensure_active(merchant, merchant_id)?;
+    Ok(merchant)
+}
+
+fn ensure_active(merchant: &Merchant, merchant_id: &MerchantId) -> Outcome {
+    ensure(merchant.status == MerchantStatus::Active, || {
+        format!(
+            "merchant {merchant_id} is {:?}, not active",
+            merchant.status
+        )
+    })
+}
+
+/// The active merchant a spending event names: its number, and the unit
+/// value and currency it redeems at.
 fn redemption_terms(
     state: &State,
     merchant_id: &MerchantId,
 ) -> Result<(MerchantNumber, Amount, Currency), String> {
-    state
-        .merchants
-        .get(merchant_id)
-        .map(|merchant| {
-            (
-                merchant.number,
-                merchant.redemption_value,
-                merchant.currency,
-            )
-        })
-        .ok_or_else(|| format!("merchant {merchant_id} does not exist"))
+    active_merchant(state, merchant_id).map(|merchant| {
+        (
+            merchant.number,
+            merchant.redemption_value,
+            merchant.currency,
+        )
+    })
 }
 
 /// A reversal names the account and merchant of what it reverses.
@@ -546,6 +565,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
                 )
             })?;
             let merchant = merchant_mut(state, &issued.merchant_id)?;
+            ensure_active(merchant, &issued.merchant_id)?;
             ensure_unit("unit price", issued.unit_price, merchant.issue_price)?;
             ensure_value(
                 "funds consumed",
@@ -697,9 +717,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
         }
         Event::PointsHeld(held) => {
             ensure(held.points > 0, || "empty hold".to_owned())?;
-            ensure(state.merchants.contains_key(&held.merchant_id), || {
-                format!("merchant {} does not exist", held.merchant_id)
-            })?;
+            active_merchant(state, &held.merchant_id)?;
             let account = account_mut(&mut state.accounts, &held.account)?;
             ensure(held.points <= account.available(), || {
                 format!(

@@ -152,6 +152,35 @@ impl Event {
         }
     }
 
+    /// When it happened: the writer's `now` for the batch that recorded
+    /// it, so always its envelope's `recorded_at` (the replay tool checks
+    /// that: a log moving one event's own time would move a lot's issue
+    /// date, a day's earning limit or a hold's time-out with it).
+    pub fn occurred_at(&self) -> Timestamp {
+        match self {
+            Event::ProgramConfigured(event) => event.configured_at,
+            Event::MerchantApplied(event) => event.applied_at,
+            Event::MerchantApproved(event)
+            | Event::MerchantRejected(event)
+            | Event::MerchantSuspended(event)
+            | Event::MerchantReinstated(event) => event.changed_at,
+            Event::DepositRecorded(event) => event.recorded_at,
+            Event::ApiKeyCreated(event) => event.created_at,
+            Event::ApiKeyRevoked(event) => event.revoked_at,
+            Event::PointsIssued(event) => event.issued_at,
+            Event::PointsRedeemed(event) => event.redeemed_at,
+            Event::PointsTransferred(event) => event.transferred_at,
+            Event::PointsHeld(event) => event.held_at,
+            Event::HoldCaptured(event) => event.captured_at,
+            Event::HoldReleased(event) => event.released_at,
+            Event::IssuanceReversed(event) => event.reversed_at,
+            Event::RedemptionReversed(event) => event.reversed_at,
+            Event::PointsExpired(event) => event.expired_at,
+            Event::ExpiryRunCompleted(event) => event.completed_at,
+            Event::RiskAlertRaised(event) => event.raised_at,
+        }
+    }
+
     /// The accounts whose balance or lots this event changes, each once
     /// (a transfer to oneself is refused, but a log could hold one). No
     /// allocation: read models and the verifier ask for every event.

@@ -725,6 +725,42 @@ fn a_well_chained_history_that_inflates_a_settlement_fails_at_that_event() {
     );
 }
 
+/// An event's own time is its record's: a history rewritten so that the
+/// first issuance is dated a second later than recorded (its lot's expiry
+/// moved with it, so the lot is still valid for exactly the programme's
+/// expiry; the day and period the same; chain recomputed) must fail at
+/// that issuance. Every event applies to the state; only the record's
+/// time can tell.
+#[test]
+fn a_well_chained_history_that_redates_an_event_fails_at_that_event() {
+    use ledger_core::domain::Event;
+    const SECOND_MICROS: i64 = 1_000_000;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    let mut redated = None;
+    let forged = forge(&original, &directory.path().join("forged"), |envelope| {
+        if redated.is_none()
+            && let Event::PointsIssued(issued) = &mut envelope.event
+        {
+            issued.issued_at.0 += SECOND_MICROS;
+            if let Some(expires_at) = &mut issued.expires_at {
+                expires_at.0 += SECOND_MICROS;
+            }
+            redated = Some(envelope.position);
+        }
+    });
+    let position = redated.expect("the story issues");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, position, "redated issuance");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the event says it happened at"),
+        "{}",
+        text(&output)
+    );
+}
+
 /// A copy of the log at `original` with every envelope passed through
 /// `rewrite` and the chain recomputed: well-formed records that only the
 /// invariant checks can fault.

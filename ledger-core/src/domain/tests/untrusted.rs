@@ -516,3 +516,42 @@ fn a_lot_is_valid_for_the_programmes_expiry_and_no_longer() {
     };
     assert!(refusal(&ledger, never).starts_with("the lot is recorded as expiring at None"));
 }
+
+/// Points are issued, held and spent only at an active merchant: events
+/// decided while the café was active do not apply once it is suspended.
+#[test]
+fn points_move_only_at_an_active_merchant() {
+    let mut ledger = Ledger::with_merchants();
+    ledger.issue("ann", "cafe", "o1", 100);
+    let hold_id = ledger.hold("ann", "cafe", 30, 600);
+    let issued = Event::PointsIssued(next_issuance(&ledger, "o2"));
+    let redeemed = decided(&ledger, redeem("ann", "cafe", 10));
+    let held = decided(
+        &ledger,
+        Command::HoldPoints {
+            account: account("ann"),
+            merchant_id: merchant("cafe"),
+            order_ref: None,
+            points: 5,
+            expires_in_seconds: Some(600),
+        },
+    );
+    let captured = decided(
+        &ledger,
+        Command::CaptureHold {
+            hold_id,
+            points: None,
+        },
+    );
+
+    ledger.ok(Command::SuspendMerchant {
+        merchant_id: merchant("cafe"),
+        reason: None,
+    });
+    for event in [issued, redeemed, held, captured] {
+        assert_eq!(
+            refused(&ledger, event),
+            "merchant cafe is Suspended, not active"
+        );
+    }
+}
