@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::storage::{OpenMode, Storage, StorageFile};
+use super::storage::{OpenMode, Rewritable, Storage, StorageFile};
 
 #[derive(Debug, Clone, Default)]
 struct SimulatedFile {
@@ -255,15 +255,22 @@ impl Storage for SimulatedStorage {
             .ok_or_else(|| not_found(path))
     }
 
-    fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn replace_with(
+        &self,
+        path: &Path,
+        fill: &mut dyn FnMut(&mut dyn Rewritable) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut written = io::Cursor::new(Vec::new());
+        fill(&mut written)?;
+        let bytes = written.into_inner();
         let mut disk = lock_disk(&self.disk);
         if disk.powered_off {
             return Err(power_is_off());
         }
         let file = disk.files.entry(path.to_path_buf()).or_default();
-        file.current = bytes.to_vec();
+        file.current = bytes.clone();
         file.pending.push((0, None));
-        file.pending.push((0, Some(bytes.to_vec())));
+        file.pending.push((0, Some(bytes)));
         Ok(())
     }
 

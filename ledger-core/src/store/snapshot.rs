@@ -19,13 +19,14 @@
 //! whenever the shape changes; a test (`tests/…/snapshot_layout.rs`) fails
 //! when the encoding of a fixed ledger changes and the number did not.
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::format::Hash;
-use super::storage::{OpenMode, Storage, StorageFile};
+use super::storage::{OpenMode, Rewritable, Storage, StorageFile};
 use super::{EventLog, Head, LogError, Position};
 
 const MAGIC: &[u8; 8] = b"PLEDGSNP";
@@ -97,19 +98,108 @@ pub struct SnapshotStore<S: Storage> {
     directory: PathBuf,
 }
 
-/// A snapshot file: the header (in `format`), then the body.
-fn file_bytes(format: u32, snapshot: &Snapshot) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.body.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&format.to_le_bytes());
-    bytes.extend_from_slice(&snapshot.position.to_le_bytes());
-    bytes.extend_from_slice(&snapshot.head_hash);
-    bytes.extend_from_slice(&(snapshot.body.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32c::crc32c(&snapshot.body).to_le_bytes());
-    let header_checksum = crc32c::crc32c(&bytes);
-    bytes.extend_from_slice(&header_checksum.to_le_bytes());
-    bytes.extend_from_slice(&snapshot.body);
+/// A snapshot file's header (in `format`) for a body of `body_length`
+/// bytes whose checksum is `body_checksum`.
+fn header(
+    format: u32,
+    position: Position,
+    head_hash: &Hash,
+    body_length: u64,
+    body_checksum: u32,
+) -> [u8; HEADER_BYTES] {
+    let mut bytes = [0; HEADER_BYTES];
+    let fields: [&[u8]; 6] = [
+        MAGIC,
+        &format.to_le_bytes(),
+        &position.to_le_bytes(),
+        head_hash,
+        &body_length.to_le_bytes(),
+        &body_checksum.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for field in fields {
+        bytes[at..at + field.len()].copy_from_slice(field);
+        at += field.len();
+    }
+    let header_checksum = crc32c::crc32c(&bytes[..at]);
+    bytes[at..].copy_from_slice(&header_checksum.to_le_bytes());
     bytes
+}
+
+/// The header (in `format`) of a snapshot whose body is in memory.
+fn header_of(format: u32, snapshot: &Snapshot) -> [u8; HEADER_BYTES] {
+    header(
+        format,
+        snapshot.position,
+        &snapshot.head_hash,
+        snapshot.body.len() as u64,
+        crc32c::crc32c(&snapshot.body),
+    )
+}
+
+/// A snapshot file: the header (in `format`), then the body.
+#[cfg(test)]
+fn file_bytes(format: u32, snapshot: &Snapshot) -> Vec<u8> {
+    [&header_of(format, snapshot)[..], &snapshot.body].concat()
+}
+
+/// The body on its way to the file, checksummed as it goes, in chunks:
+/// serialising into one buffer grew it by doubling to the size of the
+/// state, each time onto fresh pages the kernel zeroes, and then copied
+/// it whole behind the header.
+struct BodyWriter<'file> {
+    file: &'file mut dyn Rewritable,
+    chunk: Vec<u8>,
+    length: u64,
+    checksum: u32,
+    /// The first write error: postcard reports any as its own error, so
+    /// this keeps the cause.
+    failed: Option<io::Error>,
+}
+
+const BODY_CHUNK_BYTES: usize = 1 << 20;
+
+impl<'file> BodyWriter<'file> {
+    fn new(file: &'file mut dyn Rewritable) -> Self {
+        BodyWriter {
+            file,
+            chunk: Vec::with_capacity(BODY_CHUNK_BYTES),
+            length: 0,
+            checksum: 0,
+            failed: None,
+        }
+    }
+
+    fn write_chunk(&mut self) -> io::Result<()> {
+        self.checksum = crc32c::crc32c_append(self.checksum, &self.chunk);
+        self.length += self.chunk.len() as u64;
+        let written = self.file.write_all(&self.chunk);
+        self.chunk.clear();
+        written
+    }
+
+    /// The body's length and checksum once all of it is written.
+    fn finish(mut self) -> io::Result<(u64, u32)> {
+        self.write_chunk()?;
+        Ok((self.length, self.checksum))
+    }
+}
+
+impl Write for BodyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.chunk.extend_from_slice(bytes);
+        if self.chunk.len() >= BODY_CHUNK_BYTES
+            && let Err(error) = self.write_chunk()
+        {
+            self.failed = Some(error);
+            return Err(io::Error::other("the snapshot file cannot be written"));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn file_name(position: Position) -> String {
@@ -143,13 +233,28 @@ impl<S: Storage> SnapshotStore<S> {
         value: &T,
     ) -> Result<usize, SnapshotError> {
         let started = std::time::Instant::now();
-        let body = encode_body(kind, value)?;
-        let bytes = body.len();
-        self.write(&Snapshot {
-            position: head.position,
-            head_hash: head.hash,
-            body,
+        let mut encode_error = None;
+        let mut body_length = 0;
+        self.store(head.position, &mut |file| {
+            file.write_all(&[0; HEADER_BYTES])?;
+            let mut body = BodyWriter::new(file);
+            body.write_all(&kind.layout.to_le_bytes())?;
+            if let Err(error) = postcard::to_io(value, &mut body) {
+                return Err(body.failed.take().unwrap_or_else(|| {
+                    encode_error = Some(error);
+                    io::Error::other("the state does not serialise")
+                }));
+            }
+            let (length, checksum) = body.finish()?;
+            body_length = length;
+            file.seek(io::SeekFrom::Start(0))?;
+            file.write_all(&header(FORMAT, head.position, &head.hash, length, checksum))
+        })
+        .map_err(|error| match encode_error.take() {
+            Some(encode) => SnapshotError::Encode(encode),
+            None => SnapshotError::Log(error),
         })?;
+        let bytes = usize::try_from(body_length).unwrap_or(usize::MAX);
         let seconds = started.elapsed().as_secs_f64();
         let name = kind.name;
         metrics::gauge!("ledger_snapshot_bytes", "kind" => name).set(bytes as f64);
@@ -213,13 +318,26 @@ impl<S: Storage> SnapshotStore<S> {
     }
 
     pub fn write(&self, snapshot: &Snapshot) -> Result<(), LogError> {
+        let header = header_of(FORMAT, snapshot);
+        self.store(snapshot.position, &mut |file| {
+            file.write_all(&header)?;
+            file.write_all(&snapshot.body)
+        })
+    }
+
+    /// Stores what `fill` writes as the snapshot file of `position`, then
+    /// removes the superseded ones.
+    fn store(
+        &self,
+        position: Position,
+        fill: &mut dyn FnMut(&mut dyn Rewritable) -> io::Result<()>,
+    ) -> Result<(), LogError> {
         self.storage
             .create_dir_all(&self.directory)
             .map_err(|error| LogError::io("create directory", &self.directory, error))?;
-        let bytes = file_bytes(FORMAT, snapshot);
-        let path = self.directory.join(file_name(snapshot.position));
+        let path = self.directory.join(file_name(position));
         self.storage
-            .replace(&path, &bytes)
+            .replace_with(&path, fill)
             .map_err(|error| LogError::io("write snapshot", &path, error))?;
         let superseded = self
             .candidates()?
@@ -350,6 +468,67 @@ mod tests {
             store.read(&candidates[0].1),
             Err("body checksum mismatch".to_owned())
         );
+    }
+
+    /// A saved snapshot is streamed in chunks, its header written last:
+    /// the file must be exactly what the whole body written at once makes,
+    /// for a body of several chunks and a partial last one, on the real
+    /// file system and on the simulated disk.
+    #[test]
+    fn a_streamed_snapshot_is_the_body_written_at_once() {
+        const KIND: SnapshotKind = SnapshotKind {
+            name: "test",
+            layout: 7,
+        };
+        let value: Vec<u64> = (0..400_000u64)
+            .map(|n| n.wrapping_mul(0x9e37_79b9))
+            .collect();
+        let body = encode_body(KIND, &value).expect("encodes");
+        assert!(body.len() > 2 * BODY_CHUNK_BYTES && !body.len().is_multiple_of(BODY_CHUNK_BYTES));
+        let head = Head {
+            position: 42,
+            hash: [7; 32],
+        };
+        let expected = file_bytes(
+            FORMAT,
+            &Snapshot {
+                position: head.position,
+                head_hash: head.hash,
+                body: body.clone(),
+            },
+        );
+
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let on_disk = SnapshotStore::new(
+            crate::store::storage::OsStorage,
+            directory.path().join("snapshots"),
+        );
+        let simulated = SnapshotStore::new(SimulatedStorage::new(), PathBuf::from("/snapshots"));
+        for path in [
+            save_and_find(&on_disk, KIND, head, &value, body.len()),
+            save_and_find(&simulated, KIND, head, &value, body.len()),
+        ] {
+            let read = if path.starts_with("/snapshots") {
+                simulated.read(&path)
+            } else {
+                assert_eq!(std::fs::read(&path).expect("reads"), expected);
+                on_disk.read(&path)
+            };
+            assert_eq!(read.expect("reads").body, body);
+        }
+    }
+
+    fn save_and_find<S: Storage>(
+        store: &SnapshotStore<S>,
+        kind: SnapshotKind,
+        head: Head,
+        value: &Vec<u64>,
+        body_length: usize,
+    ) -> PathBuf {
+        assert_eq!(store.save(kind, head, value).expect("saves"), body_length);
+        let candidates = store.candidates().expect("lists");
+        assert_eq!(candidates.len(), 1);
+        candidates[0].1.clone()
     }
 
     #[test]

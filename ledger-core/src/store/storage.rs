@@ -4,7 +4,7 @@
 //! implementations are the only code that touches files or calls fsync.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// How to open a file.
@@ -27,15 +27,30 @@ pub trait Storage: Send + Sync + 'static {
     fn list(&self, directory: &Path) -> io::Result<Vec<String>>;
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File>;
     fn remove(&self, path: &Path) -> io::Result<()>;
-    /// Replaces `path` with `bytes` atomically (write aside, rename). Not
-    /// synced: only for files that can be rebuilt.
-    fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Replaces `path` with what `fill` writes, atomically (written aside,
+    /// then renamed). Not synced: only for files that can be rebuilt.
+    /// `fill` streams, so a file as large as the state needs no buffer as
+    /// large; it may seek back over what it wrote (a header written last).
+    fn replace_with(
+        &self,
+        path: &Path,
+        fill: &mut dyn FnMut(&mut dyn Rewritable) -> io::Result<()>,
+    ) -> io::Result<()>;
+    /// Replaces `path` with `bytes`, as [`Storage::replace_with`].
+    fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.replace_with(path, &mut |file| file.write_all(bytes))
+    }
     /// Makes the directory's entries (created, removed files) durable.
     fn sync_directory(&self, directory: &Path) -> io::Result<()>;
     /// An exclusive lock, failing at once with `WouldBlock` if another
     /// process (or handle) holds it.
     fn lock_exclusive(&self, path: &Path) -> io::Result<Self::Lock>;
 }
+
+/// A file being written front to back by [`Storage::replace_with`].
+pub trait Rewritable: Write + Seek {}
+
+impl<File: Write + Seek> Rewritable for File {}
 
 pub trait StorageFile: Send + Sync + 'static {
     fn length(&self) -> io::Result<u64>;
@@ -46,6 +61,10 @@ pub trait StorageFile: Send + Sync + 'static {
     fn sync_data(&self) -> io::Result<()>;
     fn truncate(&self, length: u64) -> io::Result<()>;
 }
+
+/// Writes of a replaced file are gathered up to this size (larger ones go
+/// straight through).
+const REPLACE_BUFFER_BYTES: usize = 1 << 20;
 
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -94,10 +113,17 @@ impl Storage for OsStorage {
         fs::remove_file(path)
     }
 
-    fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn replace_with(
+        &self,
+        path: &Path,
+        fill: &mut dyn FnMut(&mut dyn Rewritable) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut aside = PathBuf::from(path);
         aside.set_extension("tmp");
-        fs::write(&aside, bytes)?;
+        let mut file = io::BufWriter::with_capacity(REPLACE_BUFFER_BYTES, File::create(&aside)?);
+        fill(&mut file)?;
+        file.flush()?;
+        drop(file);
         fs::rename(&aside, path)
     }
 
