@@ -7,12 +7,14 @@
 //! these checks cannot fail, so `apply` treats a failure as a broken
 //! programme and stops; the replay tool calls `try_apply` to report it.
 
+use std::collections::VecDeque;
+
 use super::earning::{apply_limits, member_tier, price_purchase};
 use super::event::{Event, LotCredit, LotPortion, PointsIssued};
 use super::expiry_index::ExpiryIndex;
 use super::ids::{AccountId, LotId, MerchantId};
 use super::money::{Amount, Currency, Money, Points};
-use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX};
+use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX, VelocityLimit};
 use super::sharded_map::ShardedMap;
 use super::state::{
     Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantNumber,
@@ -111,11 +113,45 @@ fn roll_period(period: &mut PeriodState, at: Timestamp, length_days: u32) {
     }
 }
 
-fn prune_recent(recent: &mut std::collections::VecDeque<(Timestamp, Points)>, now: Timestamp) {
-    let horizon = now.minus_seconds(VELOCITY_WINDOW_SECONDS_MAX);
-    while recent.front().is_some_and(|(at, _)| *at <= horizon) {
+/// Records a movement among an account's recent ones (forgetting those
+/// older than any window), refusing one past a hard velocity limit:
+/// `decide` rejects those, a log under audit may hold one.
+fn record_movement(
+    recent: &mut VecDeque<(Timestamp, Points)>,
+    limit: Option<&VelocityLimit>,
+    what: &str,
+    points: Points,
+    at: Timestamp,
+) -> Outcome {
+    let breach = limit.and_then(|limit| {
+        limit
+            .measure(recent.iter(), points, at)
+            .into_iter()
+            .find_map(|measured| {
+                let hard = measured.hard.filter(|hard| measured.observed > *hard)?;
+                Some((measured, hard, limit.window_seconds))
+            })
+    });
+    if let Some((measured, hard, window_seconds)) = breach {
+        return Err(format!(
+            "{what} of {points} points exceeds a hard velocity limit: {} by {} within {window_seconds} s, at most {hard}",
+            measured.observed, measured.measure
+        ));
+    }
+    let horizon = at.minus_seconds(VELOCITY_WINDOW_SECONDS_MAX);
+    while recent
+        .front()
+        .is_some_and(|(moved_at, _)| *moved_at <= horizon)
+    {
         recent.pop_front();
     }
+    recent.push_back((at, points));
+    Ok(())
+}
+
+/// The limit on redemptions and holds.
+fn redemption_velocity(program: Option<&Program>) -> Option<&VelocityLimit> {
+    program.and_then(|program| program.rules.risk_rules.redemption_velocity.as_ref())
 }
 
 /// Takes each portion from its lot, exactly as recorded; with `spent`,
@@ -661,10 +697,13 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             ensure(account.held <= account.balance, || {
                 format!("redemption spends held points of {}", redeemed.account)
             })?;
-            prune_recent(&mut account.recent_redemptions, redeemed.redeemed_at);
-            account
-                .recent_redemptions
-                .push_back((redeemed.redeemed_at, redeemed.points));
+            record_movement(
+                &mut account.recent_redemptions,
+                redemption_velocity(state.program.as_ref()),
+                "redemption",
+                redeemed.points,
+                redeemed.redeemed_at,
+            )?;
             record_redeemed(state, redeemed.points, redeemed.redeemed_at)?;
             state.redemptions.push(
                 redeemed.redemption_id,
@@ -700,10 +739,16 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             ensure(sender.held <= sender.balance, || {
                 format!("transfer moves held points of {}", transfer.from)
             })?;
-            prune_recent(&mut sender.recent_transfers, transfer.transferred_at);
-            sender
-                .recent_transfers
-                .push_back((transfer.transferred_at, transfer.points));
+            record_movement(
+                &mut sender.recent_transfers,
+                state
+                    .program
+                    .as_ref()
+                    .and_then(|program| program.rules.risk_rules.transfer_velocity.as_ref()),
+                "transfer",
+                transfer.points,
+                transfer.transferred_at,
+            )?;
             let credited = credit_lots(state, &transfer.to, &transfer.moved)?;
             ensure(
                 debited == transfer.points && credited == transfer.points,
@@ -728,10 +773,13 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             })?;
             account.held += held.points;
             account.active_holds.push(held.hold_id);
-            prune_recent(&mut account.recent_redemptions, held.held_at);
-            account
-                .recent_redemptions
-                .push_back((held.held_at, held.points));
+            record_movement(
+                &mut account.recent_redemptions,
+                redemption_velocity(state.program.as_ref()),
+                "hold",
+                held.points,
+                held.held_at,
+            )?;
             state.hold_timeouts.insert((held.expires_at, held.hold_id));
             state.holds.push(
                 held.hold_id,

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::Category;
 use super::money::{Amount, POINTS_PER_COMMAND_MAX, Points, SUPPLY_CAP_MAX};
-use super::rejection::Rejection;
+use super::rejection::{Rejection, RiskMeasure};
+use super::time::Timestamp;
 
 /// Longest trailing window for member tiers. State keeps per-day earnings
 /// for this long, whatever the configured window, so a later, longer window
@@ -188,6 +189,51 @@ pub struct VelocityLimit {
     pub soft_count_max: Option<u32>,
     #[serde(default)]
     pub soft_points_max: Option<Points>,
+}
+
+/// One measure of a movement against a velocity limit: what the window
+/// holds with the movement counted, and the limits on that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VelocityMeasure {
+    pub measure: RiskMeasure,
+    pub observed: u64,
+    pub hard: Option<u64>,
+    pub soft: Option<u64>,
+}
+
+impl VelocityLimit {
+    /// The account's movements within the window before `now` (`recent`,
+    /// oldest first, may reach further back) and one more of `points` at
+    /// `now`, by count and by points. The one measure `decide` rejects and
+    /// alerts by and `apply` re-checks a recorded movement by.
+    pub fn measure<'recent>(
+        &self,
+        recent: impl IntoIterator<Item = &'recent (Timestamp, Points)>,
+        points: Points,
+        now: Timestamp,
+    ) -> [VelocityMeasure; 2] {
+        let window_start = now.minus_seconds(self.window_seconds);
+        let (count, total) = recent
+            .into_iter()
+            .filter(|(at, _)| *at > window_start)
+            .fold((1u64, points), |(count, total), (_, moved)| {
+                (count + 1, total.saturating_add(*moved))
+            });
+        [
+            VelocityMeasure {
+                measure: RiskMeasure::Count,
+                observed: count,
+                hard: self.count_max.map(u64::from),
+                soft: self.soft_count_max.map(u64::from),
+            },
+            VelocityMeasure {
+                measure: RiskMeasure::Points,
+                observed: total,
+                hard: self.points_max,
+                soft: self.soft_points_max,
+            },
+        ]
+    }
 }
 
 /// What an issuance reversal does when the issued lot was partly spent.

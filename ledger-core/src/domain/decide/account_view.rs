@@ -13,8 +13,8 @@ use super::super::event::{
 };
 use super::super::ids::{AccountId, LotId, MerchantId};
 use super::super::money::Points;
-use super::super::program::VelocityLimit;
-use super::super::rejection::{Rejection, RiskMeasure, RiskRule};
+use super::super::program::{VelocityLimit, VelocityMeasure};
+use super::super::rejection::{Rejection, RiskRule};
 use super::super::state::{HoldStatus, Lot, State};
 use super::super::time::Timestamp;
 
@@ -221,30 +221,14 @@ pub(super) fn check_velocity(
     let Some(limit) = limit else {
         return Ok(Vec::new());
     };
-    let window_start = now.minus_seconds(limit.window_seconds);
-    let (count, total) = recent
-        .into_iter()
-        .flatten()
-        .filter(|(at, _)| *at > window_start)
-        .fold((1u64, points), |(count, total), (_, moved)| {
-            (count + 1, total.saturating_add(*moved))
-        });
-    let measures = [
-        (
-            RiskMeasure::Count,
-            count,
-            limit.count_max.map(u64::from),
-            limit.soft_count_max.map(u64::from),
-        ),
-        (
-            RiskMeasure::Points,
-            total,
-            limit.points_max,
-            limit.soft_points_max,
-        ),
-    ];
     let mut alerts = Vec::new();
-    for (measure, observed, hard, soft) in measures {
+    for VelocityMeasure {
+        measure,
+        observed,
+        hard,
+        soft,
+    } in limit.measure(recent.into_iter().flatten(), points, now)
+    {
         if let Some(hard) = hard.filter(|hard| observed > *hard) {
             return Err(Rejection::RiskLimitExceeded {
                 account: account.clone(),

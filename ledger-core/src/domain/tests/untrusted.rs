@@ -5,6 +5,7 @@
 use super::*;
 use crate::domain::event::{EarningLimit, HoldReleaseReason, PointsIssued};
 use crate::domain::ids::{IssuanceId, LotId};
+use crate::domain::program::VelocityLimit;
 use crate::domain::state::{Lot, MerchantNumber};
 use crate::domain::try_apply;
 
@@ -178,6 +179,17 @@ fn decided(ledger: &Ledger, command: Command) -> Event {
     last
 }
 
+/// Ann's hold at the café for ten minutes.
+fn hold_at_the_cafe(points: Points) -> Command {
+    Command::HoldPoints {
+        account: account("ann"),
+        merchant_id: merchant("cafe"),
+        points,
+        order_ref: None,
+        expires_in_seconds: Some(600),
+    }
+}
+
 fn refused(ledger: &Ledger, forged: Event) -> String {
     let mut state = ledger.state.clone();
     match try_apply(&mut state, &forged) {
@@ -297,13 +309,7 @@ fn a_withdrawal_dressed_as_a_deposit_or_a_hold_at_no_merchant_is_refused() {
     ledger.issue("ann", "cafe", "o1", 100);
     let hold_id = ledger.hold("ann", "cafe", 30, 600);
     ledger.ok(Command::ReleaseHold { hold_id });
-    let hold = Command::HoldPoints {
-        account: account("ann"),
-        merchant_id: merchant("cafe"),
-        points: 10,
-        order_ref: None,
-        expires_in_seconds: Some(600),
-    };
+    let hold = hold_at_the_cafe(10);
     let Event::PointsHeld(held) = decided(&ledger, hold) else {
         panic!("expected a hold");
     };
@@ -526,16 +532,7 @@ fn points_move_only_at_an_active_merchant() {
     let hold_id = ledger.hold("ann", "cafe", 30, 600);
     let issued = Event::PointsIssued(next_issuance(&ledger, "o2"));
     let redeemed = decided(&ledger, redeem("ann", "cafe", 10));
-    let held = decided(
-        &ledger,
-        Command::HoldPoints {
-            account: account("ann"),
-            merchant_id: merchant("cafe"),
-            order_ref: None,
-            points: 5,
-            expires_in_seconds: Some(600),
-        },
-    );
+    let held = decided(&ledger, hold_at_the_cafe(5));
     let captured = decided(
         &ledger,
         Command::CaptureHold {
@@ -552,6 +549,44 @@ fn points_move_only_at_an_active_merchant() {
         assert_eq!(
             refused(&ledger, event),
             "merchant cafe is Suspended, not active"
+        );
+    }
+}
+
+/// A movement past a hard velocity limit is refused, as `decide` rejects
+/// it: events decided while no limit applied do not apply once the
+/// programme allows one redemption (or hold) and one transfer an hour.
+#[test]
+fn a_movement_past_a_hard_velocity_limit_is_refused() {
+    let mut ledger = Ledger::with_merchants();
+    ledger.issue("ann", "cafe", "o1", 100);
+    ledger.redeem("ann", "cafe", 10);
+    ledger.ok(transfer("ann", "bob", 5));
+    let redeemed = decided(&ledger, redeem("ann", "cinema", 10));
+    let held = decided(&ledger, hold_at_the_cafe(7));
+    let transferred = decided(&ledger, transfer("ann", "bob", 5));
+
+    configure(&mut ledger, |rules| {
+        let once_an_hour = VelocityLimit {
+            window_seconds: 3600,
+            count_max: Some(1),
+            points_max: None,
+            soft_count_max: None,
+            soft_points_max: None,
+        };
+        rules.risk_rules.redemption_velocity = Some(once_an_hour.clone());
+        rules.risk_rules.transfer_velocity = Some(once_an_hour);
+    });
+    for (event, movement) in [
+        (redeemed, "redemption of 10"),
+        (held, "hold of 7"),
+        (transferred, "transfer of 5"),
+    ] {
+        assert_eq!(
+            refused(&ledger, event),
+            format!(
+                "{movement} points exceeds a hard velocity limit: 2 by count within 3600 s, at most 1"
+            )
         );
     }
 }
