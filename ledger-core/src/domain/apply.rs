@@ -14,7 +14,7 @@ use super::event::{Event, LotCredit, LotPortion, PointsIssued};
 use super::expiry_index::ExpiryIndex;
 use super::ids::{AccountId, LotId, MerchantId};
 use super::money::{Amount, Currency, Money, Points};
-use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX, VelocityLimit};
+use super::program::{RiskRules, TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX, VelocityLimit};
 use super::sharded_map::ShardedMap;
 use super::state::{
     Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantNumber,
@@ -149,9 +149,12 @@ fn record_movement(
     Ok(())
 }
 
-/// The limit on redemptions and holds.
-fn redemption_velocity(program: Option<&Program>) -> Option<&VelocityLimit> {
-    program.and_then(|program| program.rules.risk_rules.redemption_velocity.as_ref())
+/// The programme's velocity limit that `pick` names, if it has one.
+fn velocity_limit(
+    program: Option<&Program>,
+    pick: fn(&RiskRules) -> Option<&VelocityLimit>,
+) -> Option<&VelocityLimit> {
+    program.and_then(|program| pick(&program.rules.risk_rules))
 }
 
 /// Takes each portion from its lot, exactly as recorded; with `spent`,
@@ -699,7 +702,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             })?;
             record_movement(
                 &mut account.recent_redemptions,
-                redemption_velocity(state.program.as_ref()),
+                velocity_limit(state.program.as_ref(), |rules| {
+                    rules.redemption_velocity.as_ref()
+                }),
                 "redemption",
                 redeemed.points,
                 redeemed.redeemed_at,
@@ -741,10 +746,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             })?;
             record_movement(
                 &mut sender.recent_transfers,
-                state
-                    .program
-                    .as_ref()
-                    .and_then(|program| program.rules.risk_rules.transfer_velocity.as_ref()),
+                velocity_limit(state.program.as_ref(), |rules| {
+                    rules.transfer_velocity.as_ref()
+                }),
                 "transfer",
                 transfer.points,
                 transfer.transferred_at,
@@ -775,7 +779,9 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             account.active_holds.push(held.hold_id);
             record_movement(
                 &mut account.recent_redemptions,
-                redemption_velocity(state.program.as_ref()),
+                velocity_limit(state.program.as_ref(), |rules| {
+                    rules.redemption_velocity.as_ref()
+                }),
                 "hold",
                 held.points,
                 held.held_at,

@@ -64,7 +64,7 @@ pub trait StorageFile: Send + Sync + 'static {
 
 /// Writes of a replaced file are gathered up to this size (larger ones go
 /// straight through).
-const REPLACE_BUFFER_BYTES: usize = 1 << 20;
+const REPLACE_BUFFER_BYTES: usize = 64 << 10;
 
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
