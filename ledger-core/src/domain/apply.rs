@@ -128,7 +128,7 @@ fn record_movement(
             .measure(recent.iter(), points, at)
             .into_iter()
             .find_map(|measured| {
-                let hard = measured.hard.filter(|hard| measured.observed > *hard)?;
+                let hard = measured.hard_breached()?;
                 Some((measured, hard, limit.window_seconds))
             })
     });

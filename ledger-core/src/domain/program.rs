@@ -201,6 +201,18 @@ pub struct VelocityMeasure {
     pub soft: Option<u64>,
 }
 
+impl VelocityMeasure {
+    /// The hard limit the movement goes past, if it does.
+    pub fn hard_breached(&self) -> Option<u64> {
+        self.hard.filter(|hard| self.observed > *hard)
+    }
+
+    /// The soft limit the movement goes past, if it does.
+    pub fn soft_breached(&self) -> Option<u64> {
+        self.soft.filter(|soft| self.observed > *soft)
+    }
+}
+
 impl VelocityLimit {
     /// The account's movements within the window before `now` (`recent`,
     /// oldest first, may reach further back) and one more of `points` at

@@ -52,7 +52,19 @@ pub struct Snapshot {
 
 /// A snapshot body: `kind`'s layout number, then `value` as postcard.
 pub fn encode_body<T: Serialize>(kind: SnapshotKind, value: &T) -> Result<Vec<u8>, SnapshotError> {
-    postcard::to_extend(value, kind.layout.to_le_bytes().to_vec()).map_err(SnapshotError::Encode)
+    write_body(kind, value, Vec::new()).map_err(SnapshotError::Encode)
+}
+
+/// Writes the body [`encode_body`] makes to `writer`, as it is serialised.
+fn write_body<T: Serialize, W: Write>(
+    kind: SnapshotKind,
+    value: &T,
+    mut writer: W,
+) -> Result<W, postcard::Error> {
+    writer
+        .write_all(&kind.layout.to_le_bytes())
+        .map_err(|_| postcard::Error::SerializeBufferFull)?;
+    postcard::to_io(value, writer)
 }
 
 /// Reads a body written by [`encode_body`] for the same layout.
@@ -238,8 +250,7 @@ impl<S: Storage> SnapshotStore<S> {
         self.store(head.position, &mut |file| {
             file.write_all(&[0; HEADER_BYTES])?;
             let mut body = BodyWriter::new(file);
-            body.write_all(&kind.layout.to_le_bytes())?;
-            if let Err(error) = postcard::to_io(value, &mut body) {
+            if let Err(error) = write_body(kind, value, &mut body) {
                 return Err(body.failed.take().unwrap_or_else(|| {
                     encode_error = Some(error);
                     io::Error::other("the state does not serialise")

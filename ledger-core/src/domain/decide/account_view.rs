@@ -222,14 +222,11 @@ pub(super) fn check_velocity(
         return Ok(Vec::new());
     };
     let mut alerts = Vec::new();
-    for VelocityMeasure {
-        measure,
-        observed,
-        hard,
-        soft,
-    } in limit.measure(recent.into_iter().flatten(), points, now)
-    {
-        if let Some(hard) = hard.filter(|hard| observed > *hard) {
+    for measured in limit.measure(recent.into_iter().flatten(), points, now) {
+        let VelocityMeasure {
+            measure, observed, ..
+        } = measured;
+        if let Some(hard) = measured.hard_breached() {
             return Err(Rejection::RiskLimitExceeded {
                 account: account.clone(),
                 rule,
@@ -239,7 +236,7 @@ pub(super) fn check_velocity(
                 window_seconds: limit.window_seconds,
             });
         }
-        if let Some(soft) = soft.filter(|soft| observed > *soft) {
+        if let Some(soft) = measured.soft_breached() {
             alerts.push(RiskAlertRaised {
                 account: account.clone(),
                 rule,
