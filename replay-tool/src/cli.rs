@@ -14,6 +14,7 @@ use crate::{AsOf, LogSource, ReplayError};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ledger_core::domain::Timestamp;
+use ledger_core::domain::idempotency::RETENTION_SECONDS_DEFAULT;
 use ledger_core::domain::ids::{AccountId, MerchantId};
 use ledger_core::store::LogError;
 use projections::Projections;
@@ -38,6 +39,10 @@ struct Ledger {
     /// this RFC 3339 time.
     #[arg(long)]
     as_of: Option<AsOf>,
+    /// The server's --idempotency-seconds: within this many seconds of a
+    /// command taking effect, its id must not take effect again.
+    #[arg(long, default_value_t = RETENTION_SECONDS_DEFAULT)]
+    idempotency_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +97,9 @@ enum Subcommands {
     /// Compare a live server's read models with the rebuilt ones.
     Diff {
         data_dir: PathBuf,
+        /// As for verify.
+        #[arg(long, default_value_t = RETENTION_SECONDS_DEFAULT)]
+        idempotency_seconds: u64,
         #[arg(long)]
         server: String,
         #[arg(long, env = "LEDGER_ADMIN_KEY", hide_env_values = true)]
@@ -183,7 +191,7 @@ fn replay(
     mut observe: impl FnMut(VerifiedEvent, &ledger_core::domain::State) -> Result<(), ReplayError>,
 ) -> Result<(Verified, ledger_core::domain::State), Failure> {
     let as_of = ledger.as_of.unwrap_or(AsOf::Head);
-    let mut source = LogSource::open(&ledger.data_dir, as_of)?;
+    let mut source = LogSource::open(&ledger.data_dir, as_of, ledger.idempotency_seconds)?;
     let bar = progress(&source, as_of);
     let mut observed = Ok(());
     let result = verify(&mut source, expect_head, |event, state| {
@@ -338,6 +346,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Subcommands::Diff {
             data_dir,
+            idempotency_seconds,
             server,
             key,
         } => {
@@ -346,6 +355,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let ledger = Ledger {
                 data_dir,
                 as_of: Some(AsOf::Position(position)),
+                idempotency_seconds,
             };
             let mut models = Projections::new();
             let mut folder = ModelFolder::new(&mut models);

@@ -53,6 +53,15 @@ pub enum ReplayError {
         violation: InvariantViolation,
     },
     #[error(
+        "position {position} ({event_kind}): command {command_id} takes effect again; it already did at position {first_position} (invariant 7: one command id takes effect at most once)"
+    )]
+    CommandRepeated {
+        position: Position,
+        event_kind: &'static str,
+        command_id: uuid::Uuid,
+        first_position: Position,
+    },
+    #[error(
         "the expected head does not match at position {position}: expected hash {expected}, the log has {found}"
     )]
     HeadMismatch {

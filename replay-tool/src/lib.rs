@@ -9,6 +9,7 @@
 //! the full verification as it reads.
 
 pub mod cli;
+pub mod command_runs;
 pub mod diff;
 pub mod error;
 pub mod export;

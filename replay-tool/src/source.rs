@@ -9,6 +9,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{FileLog, Hash, LogError, LogMode, Position};
 
+use crate::command_runs::CommandRuns;
 use crate::error::ReplayError;
 
 /// Where a replay stops: after a position, or before the first event
@@ -49,7 +50,8 @@ type Chunk<T> = Result<T, ReplayError>;
 
 /// The log as a pipeline of three threads, so the machine's cores share the
 /// work: a reader checks each record's checksum and chain link and copies
-/// the payloads out, a decoder parses them, and the caller re-applies.
+/// the payloads out, a decoder parses them and checks the command runs, and
+/// the caller re-applies.
 /// Events arrive verified and decoded, in order.
 #[derive(Debug)]
 pub struct LogSource {
@@ -60,7 +62,13 @@ pub struct LogSource {
 }
 
 impl LogSource {
-    pub fn open(directory: &Path, as_of: AsOf) -> Result<LogSource, ReplayError> {
+    /// `idempotency_seconds`: the server's `--idempotency-seconds`, for
+    /// the check that a command id takes effect once (`command_runs`).
+    pub fn open(
+        directory: &Path,
+        as_of: AsOf,
+        idempotency_seconds: u64,
+    ) -> Result<LogSource, ReplayError> {
         let log =
             FileLog::open(directory.join("log"), LogMode::ReadOnly).map_err(
                 |source| match source {
@@ -75,8 +83,9 @@ impl LogSource {
         let (raw_sender, raw_chunks) = sync_channel(CHUNKS_AHEAD);
         let (sender, chunks) = sync_channel(CHUNKS_AHEAD);
         spawn("replay-reader", move || read(&log, as_of, &raw_sender))?;
+        let command_runs = CommandRuns::new(idempotency_seconds);
         spawn("replay-decoder", move || {
-            decode(&raw_chunks, as_of, &sender)
+            decode(&raw_chunks, as_of, command_runs, &sender)
         })?;
         Ok(LogSource {
             ledger_id,
@@ -190,40 +199,68 @@ fn take(chunk: &mut RawChunk) -> RawChunk {
     )
 }
 
-/// Decodes chunks in order until the end, the first event past `as_of`'s
-/// time, an error, or the verifier hanging up.
+/// Decodes chunks in order, checking the command runs, until the end, the
+/// first event past `as_of`'s time, an error, or the verifier hanging up.
 fn decode(
     raw_chunks: &Receiver<Chunk<RawChunk>>,
     as_of: AsOf,
+    mut command_runs: CommandRuns,
     chunks: &SyncSender<Chunk<Vec<VerifiedEvent>>>,
 ) {
     for raw in raw_chunks {
-        let decoded = raw.and_then(|raw| decode_chunk(&raw, as_of));
-        let (events, finished) = match decoded {
-            Ok(decoded) => decoded,
+        let raw = match raw {
+            Ok(raw) => raw,
             Err(error) => {
                 let _ = chunks.send(Err(error));
                 return;
             }
         };
-        if chunks.send(Ok(events)).is_err() || finished {
+        let (events, stop) = decode_chunk(&raw, as_of, &mut command_runs);
+        // The events before a failure go first: the verifier may find an
+        // earlier one, and the first failure in the log is the one named.
+        if chunks.send(Ok(events)).is_err() {
             return;
+        }
+        match stop {
+            None => {}
+            Some(Stop::AsOf) => return,
+            Some(Stop::Failed(error)) => {
+                let _ = chunks.send(Err(error));
+                return;
+            }
         }
     }
 }
 
-/// The chunk's events up to `as_of`, and whether `as_of` ended it.
-fn decode_chunk(raw: &RawChunk, as_of: AsOf) -> Chunk<(Vec<VerifiedEvent>, bool)> {
+/// Why decoding stopped before the end of a chunk.
+enum Stop {
+    /// The next event was recorded after `as_of`'s time.
+    AsOf,
+    Failed(ReplayError),
+}
+
+/// The chunk's events, up to where it stopped, if it did.
+fn decode_chunk(
+    raw: &RawChunk,
+    as_of: AsOf,
+    command_runs: &mut CommandRuns,
+) -> (Vec<VerifiedEvent>, Option<Stop>) {
     let mut events = Vec::with_capacity(raw.records.len());
     let mut payload_start = 0;
     for record in &raw.records {
         let payload = &raw.payloads[payload_start..record.payload_end];
         payload_start = record.payload_end;
-        let envelope = decode_envelope(record.position, payload)?;
+        let envelope = match decode_envelope(record.position, payload) {
+            Ok(envelope) => envelope,
+            Err(error) => return (events, Some(Stop::Failed(error))),
+        };
         if let AsOf::Time(until) = as_of
             && envelope.recorded_at > until
         {
-            return Ok((events, true));
+            return (events, Some(Stop::AsOf));
+        }
+        if let Err(error) = command_runs.check(&envelope) {
+            return (events, Some(Stop::Failed(error)));
         }
         events.push(VerifiedEvent {
             envelope,
@@ -231,7 +268,7 @@ fn decode_chunk(raw: &RawChunk, as_of: AsOf) -> Chunk<(Vec<VerifiedEvent>, bool)
             hash: record.hash,
         });
     }
-    Ok((events, false))
+    (events, None)
 }
 
 /// One record's envelope, which must claim the record's own position.

@@ -8,7 +8,9 @@
 //! checked against a running sum of all balances, and the funding of the
 //! merchant the event names (5; no other merchant's funding changes). A
 //! full `check_all` at the end confirms the running sum, every merchant
-//! and every index.
+//! and every index. Invariant 7's first half is read off the envelopes
+//! as they are decoded (`command_runs`); its second half (one issuance
+//! per order) `apply` checks.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,7 @@ use ledger_core::domain::invariants::{check_account, check_merchant_funding, che
 use ledger_core::domain::{State, Timestamp, check_all, try_apply};
 use ledger_core::store::{Hash, Position};
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::error::ReplayError;
 use crate::source::{LogSource, VerifiedEvent};
@@ -23,7 +26,7 @@ use crate::source::{LogSource, VerifiedEvent};
 /// What a passed verification establishes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verified {
-    pub ledger_id: uuid::Uuid,
+    pub ledger_id: Uuid,
     pub events: u64,
     pub head_position: Position,
     pub head_hash: String,

@@ -183,6 +183,12 @@ impl<Outcome> IdempotencyIndex<Outcome> {
         }
     }
 
+    /// The first outcome recorded under `command_id`, whatever was asked
+    /// (the replay tool's check that an id took effect once).
+    pub fn first_outcome(&self, command_id: Uuid) -> Option<&Outcome> {
+        self.find(command_id).map(|remembered| &remembered.outcome)
+    }
+
     /// Remembers a command's outcome. A command id already present keeps
     /// its first outcome: the first answer is the one every retry gets.
     pub fn record(

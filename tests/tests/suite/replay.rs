@@ -761,6 +761,140 @@ fn a_well_chained_history_that_redates_an_event_fails_at_that_event() {
     );
 }
 
+/// Invariant 7, first half: a history rewritten so that the last
+/// issuance carries the id and fingerprint of the first one (a retry that
+/// took effect twice; chain recomputed, every event applies) must fail at
+/// the last issuance naming the first. The check honours the server's
+/// retention window: told that ids were remembered only a minute, it
+/// passes, because the two are hours apart. A command id that goes on
+/// straight after its own run with a different command fails too.
+#[test]
+fn a_well_chained_history_that_repeats_a_command_fails_at_the_repeat() {
+    use ledger_core::domain::Event;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    let last_issuance = {
+        let log = FileLog::open(original.join("log"), LogMode::ReadOnly).expect("opens");
+        log.read_blocking(0, 100_000)
+            .expect("readable")
+            .iter()
+            .rev()
+            .find_map(|record| {
+                let envelope =
+                    ledger_core::engine::EventEnvelope::decode(&record.payload).expect("decodes");
+                matches!(envelope.event, Event::PointsIssued(_)).then_some(envelope.position)
+            })
+            .expect("the story issues")
+    };
+    let mut first = None;
+    let repeated = forge(&original, &directory.path().join("repeated"), |envelope| {
+        if !matches!(envelope.event, Event::PointsIssued(_)) {
+            return;
+        }
+        match first {
+            None => {
+                first = Some((
+                    envelope.position,
+                    envelope.command_id,
+                    envelope.command_fingerprint,
+                ))
+            }
+            Some((_, command_id, fingerprint)) if envelope.position == last_issuance => {
+                envelope.command_id = command_id;
+                envelope.command_fingerprint = fingerprint;
+            }
+            Some(_) => {}
+        }
+    });
+    let (first_position, ..) = first.expect("the story issues");
+    let repeated = repeated.to_str().expect("path");
+    let output = replay(&["verify", repeated]);
+    assert_finding_at(&output, last_issuance, "repeated command");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invariant 7")
+            && stderr.contains(&format!("already did at position {first_position}")),
+        "{}",
+        text(&output)
+    );
+    let forgotten = replay(&["verify", "--idempotency-seconds", "60", repeated]);
+    assert_eq!(forgotten.status.code(), Some(0), "{}", text(&forgotten));
+
+    // An issuance straight after another (each one event): the second
+    // given the first's id, its own fingerprint kept.
+    let mut previous_issuance = None;
+    let mut continued = None;
+    let reused = forge(&original, &directory.path().join("reused"), |envelope| {
+        let issuance = matches!(envelope.event, Event::PointsIssued(_));
+        if continued.is_none()
+            && issuance
+            && let Some(command_id) = previous_issuance
+        {
+            continued = Some(envelope.position);
+            envelope.command_id = command_id;
+        }
+        previous_issuance = issuance.then_some(envelope.command_id);
+    });
+    let output = replay(&["verify", reused.to_str().expect("path")]);
+    let position = continued.expect("the story issues after its start");
+    assert_finding_at(&output, position, "reused command id");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("already did at position {}", position - 1)),
+        "{}",
+        text(&output)
+    );
+}
+
+/// The pipeline's stages check different things, and a later stage sees
+/// an event after an earlier stage has moved on: whichever stage finds it,
+/// the first failure in the log is the one named. A forged cap breaks
+/// invariant 2 at an issuance (found by the verifying thread); a repeated
+/// command id two events later (found by the decoder) must not be
+/// reported instead.
+#[test]
+fn the_first_failure_in_the_log_is_named_whichever_check_finds_it() {
+    use ledger_core::domain::Event;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    let forged_cap = 100;
+    let mut outstanding: i128 = 0;
+    let mut breach = None;
+    let mut first_command = None;
+    let forged = forge(&original, &directory.path().join("forged"), |envelope| {
+        if first_command.is_none() {
+            first_command = Some((envelope.command_id, envelope.command_fingerprint));
+        }
+        match &mut envelope.event {
+            Event::ProgramConfigured(configured) => configured.rules.supply_cap = forged_cap,
+            Event::PointsIssued(issued) => outstanding += i128::from(issued.points),
+            Event::PointsRedeemed(redeemed) => outstanding -= i128::from(redeemed.points),
+            _ => {}
+        }
+        match breach {
+            None if outstanding > i128::from(forged_cap) => breach = Some(envelope.position),
+            Some(position) if envelope.position == position + 2 => {
+                if let Some((command_id, fingerprint)) = first_command {
+                    envelope.command_id = command_id;
+                    envelope.command_fingerprint = fingerprint;
+                }
+            }
+            _ => {}
+        }
+    });
+    let breach = breach.expect("the story issues more than the forged cap");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, breach, "forged cap before a repeated command");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invariant 2") && !stderr.contains("invariant 7"),
+        "{}",
+        text(&output)
+    );
+}
+
 /// A copy of the log at `original` with every envelope passed through
 /// `rewrite` and the chain recomputed: well-formed records that only the
 /// invariant checks can fault.
