@@ -520,6 +520,9 @@ impl Model {
                     faults.insert("not_found");
                 }
                 Some(issuance) => {
+                    if *points == Some(0) {
+                        faults.insert("validation_error");
+                    }
                     let reversible = issuance.points - issuance.reversed;
                     let requested = points.unwrap_or(reversible);
                     if requested == 0 || requested > reversible {
@@ -539,6 +542,9 @@ impl Model {
                         faults.insert("not_found");
                     }
                     Some(redemption) => {
+                        if *points == Some(0) {
+                            faults.insert("validation_error");
+                        }
                         let reversible = redemption.points - redemption.reversed;
                         let requested = points.unwrap_or(reversible);
                         if requested == 0 || requested > reversible {

@@ -64,6 +64,12 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(crate::observe::metrics_endpoint))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            crate::error::ApiError::new(
+                "method_not_allowed",
+                "this route does not take that method (the Allow header lists those it takes)",
+            )
+        })
 }
 
 /// The OpenAPI document, built once.

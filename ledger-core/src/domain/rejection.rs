@@ -106,7 +106,7 @@ pub enum Rejection {
     #[error("account {account} earned its daily maximum of {limit} points")]
     EarningLimitReached { account: AccountId, limit: Points },
 
-    #[error("only {reversible} points of {target} are left to reverse, {requested} requested")]
+    #[error("{}", reversal_excess(*target, *requested, *reversible))]
     ReversalExceedsOriginal {
         target: ReversalTarget,
         requested: Points,
@@ -217,6 +217,14 @@ impl Rejection {
             Rejection::ReversalExceedsOriginal { .. } => "reversal_exceeds_original",
             Rejection::Unauthorized { .. } => "unauthorized",
         }
+    }
+}
+
+fn reversal_excess(target: ReversalTarget, requested: Points, reversible: Points) -> String {
+    if reversible == 0 {
+        format!("{target} is already reversed in full")
+    } else {
+        format!("only {reversible} points of {target} are left to reverse, {requested} requested")
     }
 }
 

@@ -522,6 +522,12 @@ fn every_error_code_of_the_contract_and_no_event_from_a_refusal() {
         "unknown route",
     );
     refused(
+        &server.admin("DELETE", "/v1/supply", None),
+        405,
+        "method_not_allowed",
+        "a route called with a method it does not take",
+    );
+    refused(
         &server.admin("POST", "/v1/reversals", Some(&json!({"issuance_id": 999}))),
         404,
         "not_found",

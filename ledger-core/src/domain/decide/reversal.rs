@@ -17,6 +17,11 @@ fn requested_points(
     original: Points,
     already_reversed: Points,
 ) -> Result<Points, Rejection> {
+    // Points given are validated like any command's: zero is bad input,
+    // not more than is left.
+    if let Some(points) = requested {
+        validate_points("points", points)?;
+    }
     let reversible = original - already_reversed;
     let requested = requested.unwrap_or(reversible);
     if requested == 0 || requested > reversible {
@@ -26,7 +31,6 @@ fn requested_points(
             reversible,
         });
     }
-    validate_points("points", requested)?;
     Ok(requested)
 }
 

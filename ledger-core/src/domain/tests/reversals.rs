@@ -152,13 +152,35 @@ fn a_cancelled_redemption_restores_its_lots_last_spent_first() {
     );
     assert_eq!(ledger.state.supply.redeemed_total, 0);
     assert_eq!(ledger.state.supply.redemption_reversed_total, 15);
+    let in_full = ledger.rejected(Command::ReverseRedemption {
+        redemption_id: redemption,
+        points: None,
+    });
+    assert_eq!(code(&in_full), "reversal_exceeds_original");
     assert_eq!(
-        code(&ledger.rejected(Command::ReverseRedemption {
-            redemption_id: redemption,
-            points: None,
-        })),
-        "reversal_exceeds_original"
+        in_full.to_string(),
+        format!("redemption {} is already reversed in full", redemption.0)
     );
+}
+
+#[test]
+fn reversing_zero_points_is_bad_input_not_an_excess() {
+    let mut ledger = Ledger::with_merchants();
+    let issuance = ledger.issue("ann", "cafe", "o1", 10);
+    let redemption = ledger.redeem("ann", "cafe", 5);
+    for command in [
+        Command::ReverseIssuance {
+            issuance_id: issuance,
+            points: Some(0),
+        },
+        Command::ReverseRedemption {
+            redemption_id: redemption,
+            points: Some(0),
+        },
+    ] {
+        let rejection = ledger.rejected(command);
+        assert_eq!(code(&rejection), "validation_error", "{rejection}");
+    }
 }
 
 #[test]
