@@ -340,7 +340,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print(&format!(
                     "{}\n\n{}",
                     verified_text(&verified),
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                    crate::report_text::render(&report)
                 ))
             }
         }

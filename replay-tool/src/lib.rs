@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod rebuild;
 pub mod report;
+pub mod report_text;
 pub mod source;
 pub mod verify;
 

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use ledger_core::domain::{Event, State};
 use projections::Projections;
+use projections::risk::Alert;
+use projections::settlements::{ClearingEntry, MerchantSettlement};
 use serde::Serialize;
 
 use crate::source::VerifiedEvent;
@@ -121,35 +123,76 @@ impl ReportBuilder {
         }
     }
 
-    pub fn finish(self, state: &State, models: &Projections) -> serde_json::Value {
+    pub fn finish(self, state: &State, models: &Projections) -> Report {
         let supply_cap = state.supply_cap();
         let outstanding = state.supply.outstanding().unwrap_or(0);
-        let report = models.settlements.report(i64::MIN, i64::MAX);
-        let alerts: Vec<_> = models
-            .risk
-            .all()
-            .iter()
-            .map(|alert| serde_json::to_value(alert).unwrap_or_default())
-            .collect();
-        serde_json::json!({
-            "months": self.months,
-            "supply": {
-                "supply_cap": supply_cap,
-                "outstanding": outstanding,
-                "cap_utilisation": supply_cap.filter(|cap| *cap > 0).map(|cap| outstanding as f64 / cap as f64),
-                "issued_total": state.supply.issued_total,
-                "redeemed_total": state.supply.redeemed_total,
-                "expired_total": state.supply.expired_total,
-                "reversed_total": state.supply.reversed_total,
-                "peak_period": self.peak_period_use.map(|(start, issued, budget)| serde_json::json!({
-                    "start": start, "issued": issued, "budget": budget,
-                    "budget_utilisation": budget.filter(|budget| *budget > 0).map(|budget| issued as f64 / budget as f64),
-                })),
+        let settlements = models.settlements.report(i64::MIN, i64::MAX);
+        Report {
+            months: self.months,
+            supply: SupplyUse {
+                supply_cap,
+                outstanding,
+                cap_utilisation: share(outstanding, supply_cap),
+                issued_total: state.supply.issued_total,
+                redeemed_total: state.supply.redeemed_total,
+                expired_total: state.supply.expired_total,
+                reversed_total: state.supply.reversed_total,
+                peak_period: self
+                    .peak_period_use
+                    .map(|(start, issued, budget)| PeriodUse {
+                        start,
+                        issued,
+                        budget,
+                        budget_utilisation: share(issued, budget),
+                    }),
             },
-            "merchants": report.merchants,
-            "clearing": report.clearing,
-            "risk_alerts": alerts,
-            "largest_movements": self.largest,
-        })
+            merchants: settlements.merchants,
+            clearing: settlements.clearing,
+            risk_alerts: models.risk.all().to_vec(),
+            largest_movements: self.largest,
+        }
     }
+}
+
+/// `part` as a fraction of a positive `whole`.
+fn share(part: u64, whole: Option<u64>) -> Option<f64> {
+    whole
+        .filter(|whole| *whole > 0)
+        .map(|whole| part as f64 / whole as f64)
+}
+
+/// The audit report, as `--json` prints it; `report_text` renders it for
+/// people.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// By month of recording, `YYYY-MM`.
+    pub months: BTreeMap<String, MonthFlows>,
+    pub supply: SupplyUse,
+    /// All-time settlement totals per merchant.
+    pub merchants: Vec<MerchantSettlement>,
+    /// Whose points were spent where.
+    pub clearing: Vec<ClearingEntry>,
+    pub risk_alerts: Vec<Alert>,
+    pub largest_movements: Vec<Movement>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SupplyUse {
+    pub supply_cap: Option<u64>,
+    pub outstanding: u64,
+    pub cap_utilisation: Option<f64>,
+    pub issued_total: u64,
+    pub redeemed_total: u64,
+    pub expired_total: u64,
+    pub reversed_total: u64,
+    /// The release period that issued most, against its budget.
+    pub peak_period: Option<PeriodUse>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodUse {
+    pub start: String,
+    pub issued: u64,
+    pub budget: Option<u64>,
+    pub budget_utilisation: Option<f64>,
 }

@@ -519,6 +519,29 @@ fn as_of_rebuild_export_and_report_reproduce_the_ledger_at_a_point() {
         report["report"]["largest_movements"][0]["points"],
         json!(500)
     );
+    // The same report for people: titled tables, not JSON.
+    let for_people = replay(&["report", data_path]);
+    assert_eq!(for_people.status.code(), Some(0), "{}", text(&for_people));
+    let for_people = String::from_utf8_lossy(&for_people.stdout);
+    let month_row = for_people
+        .lines()
+        .find(|line| line.contains("540 ("))
+        .unwrap_or_else(|| panic!("no month row issuing 540 in {for_people}"));
+    assert!(
+        month_row.contains("120 (") && month_row.contains("80 ("),
+        "{month_row}"
+    );
+    for title in [
+        "Flows by month",
+        "Supply",
+        "Merchant settlements",
+        "Clearing",
+        "Risk alerts",
+        "Largest movements",
+    ] {
+        assert!(for_people.contains(title), "no {title} in {for_people}");
+    }
+    assert!(!for_people.contains("\"months\""), "{for_people}");
     server.kill();
 }
 
