@@ -106,12 +106,13 @@ impl Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
-    #[error("cannot read the configuration file {}: {source}", path.display())]
+    // The source is the error's cause, which the binary prints after it.
+    #[error("cannot read the configuration file {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the configuration file {} is not valid TOML: {source}", path.display())]
+    #[error("the configuration file {} is not valid TOML", path.display())]
     Syntax {
         path: PathBuf,
         source: Box<toml::de::Error>,
