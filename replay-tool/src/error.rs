@@ -53,6 +53,15 @@ pub enum ReplayError {
         violation: InvariantViolation,
     },
     #[error(
+        "position {position} ({event_kind}): its soft velocity limits raise {raised}; the log records {recorded} with it"
+    )]
+    AlertsMismatch {
+        position: Position,
+        event_kind: &'static str,
+        raised: String,
+        recorded: String,
+    },
+    #[error(
         "position {position} ({event_kind}): command {command_id} takes effect again; it already did at position {first_position} (invariant 7: one command id takes effect at most once)"
     )]
     CommandRepeated {

@@ -16,6 +16,7 @@ pub mod export;
 pub mod rebuild;
 pub mod report;
 pub mod report_text;
+pub mod risk_alerts;
 pub mod source;
 pub mod verify;
 

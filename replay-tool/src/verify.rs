@@ -10,7 +10,8 @@
 //! full `check_all` at the end confirms the running sum, every merchant
 //! and every index. Invariant 7's first half is read off the envelopes
 //! as they are decoded (`command_runs`); its second half (one issuance
-//! per order) `apply` checks.
+//! per order) `apply` checks. Each movement's risk alerts are held to the
+//! ones its soft velocity limits raise (`risk_alerts`).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::ReplayError;
+use crate::risk_alerts::AlertCheck;
 use crate::source::{LogSource, VerifiedEvent};
 
 /// What a passed verification establishes.
@@ -80,6 +82,7 @@ pub fn verify(
 ) -> Result<(Verified, State), ReplayError> {
     let started = Instant::now();
     let mut state = State::default();
+    let mut alert_check = AlertCheck::default();
     let mut balances_total: u128 = 0;
     let mut events: u64 = 0;
     let mut last: Option<(Position, Hash, Timestamp)> = None;
@@ -106,6 +109,7 @@ pub fn verify(
                 recorded_at: envelope.recorded_at,
             });
         }
+        alert_check.check(&state, envelope)?;
         let touched = envelope.event.accounts();
         let before: u128 = touched
             .clone()
@@ -168,6 +172,7 @@ pub fn verify(
             ),
         ));
     }
+    alert_check.finish()?;
     if let Some((position, _, _)) = last {
         check_all(&state).map_err(|violation| ReplayError::Invariant {
             position,

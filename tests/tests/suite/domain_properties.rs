@@ -425,7 +425,20 @@ fn check_replay(simulation: &Simulation) -> Result<(), TestCaseError> {
     let expected = state_digest(&simulation.state);
     let mut replayed = State::default();
     let mut decoded_replay = State::default();
+    // The alerts before each movement are the ones `alerts_raised_by`
+    // finds for it, which is how the replay tool audits them.
+    let mut alerts = Vec::new();
     for event in &simulation.log {
+        if let Event::RiskAlertRaised(alert) = event {
+            alerts.push(alert.clone());
+        } else {
+            prop_assert_eq!(
+                &ledger_core::domain::decide::alerts_raised_by(&replayed, event),
+                &std::mem::take(&mut alerts),
+                "the alerts before {:?}",
+                event
+            );
+        }
         apply(&mut replayed, event);
         let json =
             serde_json::to_string(event).map_err(|error| TestCaseError::fail(error.to_string()))?;
@@ -540,6 +553,7 @@ fn the_generator_reaches_the_interesting_outcomes() {
     let mut runner = TestRunner::deterministic();
     let mut codes = std::collections::BTreeSet::new();
     let mut accepted = 0usize;
+    let mut alerts = 0usize;
     for _ in 0..300 {
         let rules = program()
             .new_tree(&mut runner)
@@ -550,6 +564,11 @@ fn the_generator_reaches_the_interesting_outcomes() {
             .expect("generates")
             .current();
         let simulation = run(rules, operations).expect("the property holds");
+        alerts += simulation
+            .log
+            .iter()
+            .filter(|event| matches!(event, Event::RiskAlertRaised(_)))
+            .count();
         for (_, outcome) in simulation.submissions.iter().map(|submission| {
             let fingerprint = ledger_core::domain::idempotency::Fingerprint::of(
                 &submission.command,
@@ -570,6 +589,7 @@ fn the_generator_reaches_the_interesting_outcomes() {
         }
     }
     assert!(accepted > 5_000, "only {accepted} commands accepted");
+    assert!(alerts > 50, "only {alerts} risk alerts raised");
     for code in [
         "insufficient_points",
         "supply_cap_exceeded",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ledger_core::domain::command::{Actor, Command, Role};
 use ledger_core::domain::ids::{AccountId, KeyId, MerchantId, OrderRef};
-use ledger_core::domain::program::ProgramRules;
+use ledger_core::domain::program::{ProgramRules, VelocityLimit};
 use ledger_core::domain::{Currency, Timestamp};
 use ledger_core::engine::{CommandRequest, Engine, EngineConfig, ManualClock, Outcome};
 use ledger_core::store::snapshot::SnapshotStore;
@@ -22,6 +22,8 @@ use uuid::Uuid;
 
 const LEDGER: Uuid = Uuid::from_u128(0x7e91a7);
 const SEGMENT_BYTES: u64 = 8 * 1024;
+/// The ledger's soft limit on redemptions per member and day.
+const SOFT_REDEMPTIONS_A_DAY: u32 = 2;
 
 fn replay(arguments: &[&str]) -> Output {
     Process::new(env!("CARGO_BIN_EXE_ledger-replay-under-test"))
@@ -86,8 +88,17 @@ async fn write_ledger(directory: &Path, variant: u64) -> Vec<(u64, String)> {
         role: Role::Admin,
         merchant_id: None,
     };
+    let mut rules = ProgramRules::with_cap(10_000_000);
+    // A member's third redemption within a day raises a risk alert.
+    rules.risk_rules.redemption_velocity = Some(VelocityLimit {
+        window_seconds: 86_400,
+        count_max: None,
+        points_max: None,
+        soft_count_max: Some(SOFT_REDEMPTIONS_A_DAY),
+        soft_points_max: None,
+    });
     let mut commands = vec![Command::ConfigureProgram {
-        rules: Box::new(ProgramRules::with_cap(10_000_000)),
+        rules: Box::new(rules),
     }];
     for merchant in ["m0", "m1"] {
         commands.push(Command::ApplyMerchant {
@@ -913,6 +924,69 @@ fn the_first_failure_in_the_log_is_named_whichever_check_finds_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("invariant 2") && !stderr.contains("invariant 7"),
+        "{}",
+        text(&output)
+    );
+}
+
+/// Risk alerts are held to the soft velocity limits: a history whose
+/// first alert is altered fails at the movement it came with; one whose
+/// programme is rewritten with a lower soft limit (so that a member's
+/// second redemption of the day should have raised an alert, and did not)
+/// fails at the first such redemption. Chains recomputed in both.
+#[test]
+fn a_well_chained_history_with_wrong_risk_alerts_fails_at_the_movement() {
+    use ledger_core::domain::Event;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+
+    let mut altered = None;
+    let forged = forge(&original, &directory.path().join("altered"), |envelope| {
+        if altered.is_none()
+            && let Event::RiskAlertRaised(alert) = &mut envelope.event
+        {
+            alert.observed += 1;
+            altered = Some(envelope.position);
+        }
+    });
+    let alert = altered.expect("the story raises alerts");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, alert + 1, "altered alert");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("its soft velocity limits raise"),
+        "{}",
+        text(&output)
+    );
+
+    let mut redemptions = std::collections::HashMap::new();
+    let mut unalerted = None;
+    let mut after_alert = false;
+    let forged = forge(&original, &directory.path().join("lowered"), |envelope| {
+        match &mut envelope.event {
+            Event::ProgramConfigured(configured) => {
+                if let Some(limit) = &mut configured.rules.risk_rules.redemption_velocity {
+                    limit.soft_count_max = Some(SOFT_REDEMPTIONS_A_DAY - 1);
+                }
+            }
+            Event::PointsRedeemed(redeemed) => {
+                let count = redemptions.entry(redeemed.account.clone()).or_insert(0);
+                *count += 1;
+                if unalerted.is_none() && *count == 2 && !after_alert {
+                    unalerted = Some(envelope.position);
+                }
+            }
+            _ => {}
+        }
+        after_alert = matches!(envelope.event, Event::RiskAlertRaised(_));
+    });
+    let position = unalerted.expect("a member redeems twice a day");
+    let output = replay(&["verify", forged.to_str().expect("path")]);
+    assert_finding_at(&output, position, "a missing alert");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the log records no alert"),
         "{}",
         text(&output)
     );

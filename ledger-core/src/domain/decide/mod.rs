@@ -10,6 +10,8 @@ mod issuance;
 mod reversal;
 mod spending;
 
+pub use spending::alerts_raised_by;
+
 use super::command::{Actor, Command, Context, Role};
 use super::event::Event;
 use super::ids::MerchantId;

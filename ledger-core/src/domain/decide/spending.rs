@@ -5,7 +5,7 @@
 use super::super::command::{HOLD_EXPIRY_SECONDS_DEFAULT, HOLD_EXPIRY_SECONDS_MAX};
 use super::super::event::{
     Event, HoldCaptured, HoldReleaseReason, HoldReleased, LotCredit, PointsHeld, PointsRedeemed,
-    PointsTransferred,
+    PointsTransferred, RiskAlertRaised,
 };
 use super::super::ids::{AccountId, HoldId, MerchantId, OrderRef};
 use super::super::money::{Money, Points};
@@ -38,6 +38,31 @@ fn require_available(
     Ok(())
 }
 
+/// The velocity check of `rule` for one more movement of `points` from
+/// `account` at `now`, against the account's recent movements of that
+/// kind: hard limits reject, soft limits raise alerts.
+fn velocity_alerts(
+    state: &State,
+    rule: RiskRule,
+    account: &AccountId,
+    points: Points,
+    now: Timestamp,
+) -> Result<Vec<RiskAlertRaised>, Rejection> {
+    let rules = risk_rules(state);
+    let stored = state.accounts.get(account);
+    let (limit, recent) = match rule {
+        RiskRule::RedemptionVelocity => (
+            rules.and_then(|rules| rules.redemption_velocity.as_ref()),
+            stored.map(|stored| &stored.recent_redemptions),
+        ),
+        RiskRule::TransferVelocity => (
+            rules.and_then(|rules| rules.transfer_velocity.as_ref()),
+            stored.map(|stored| &stored.recent_transfers),
+        ),
+    };
+    check_velocity(limit, rule, account, recent, points, now)
+}
+
 /// Velocity check for a redemption-like debit (redemption or hold).
 fn redemption_alerts(
     state: &State,
@@ -45,18 +70,28 @@ fn redemption_alerts(
     points: Points,
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
-    let alerts = check_velocity(
-        risk_rules(state).and_then(|rules| rules.redemption_velocity.as_ref()),
-        RiskRule::RedemptionVelocity,
-        account,
-        state
-            .accounts
-            .get(account)
-            .map(|stored| &stored.recent_redemptions),
-        points,
-        now,
-    )?;
+    let alerts = velocity_alerts(state, RiskRule::RedemptionVelocity, account, points, now)?;
     Ok(alerts.into_iter().map(Event::RiskAlertRaised).collect())
+}
+
+/// The risk alerts `decide` raises together with `movement` (a
+/// redemption, hold or transfer; none for any other event), in `state` as
+/// it was just before the movement: the replay tool holds a log's alerts
+/// to them. None for a movement past a hard limit, which `apply` refuses.
+pub fn alerts_raised_by(state: &State, movement: &Event) -> Vec<RiskAlertRaised> {
+    let (rule, account, points) = match movement {
+        Event::PointsRedeemed(redeemed) => (
+            RiskRule::RedemptionVelocity,
+            &redeemed.account,
+            redeemed.points,
+        ),
+        Event::PointsHeld(held) => (RiskRule::RedemptionVelocity, &held.account, held.points),
+        Event::PointsTransferred(transfer) => {
+            (RiskRule::TransferVelocity, &transfer.from, transfer.points)
+        }
+        _ => return Vec::new(),
+    };
+    velocity_alerts(state, rule, account, points, movement.occurred_at()).unwrap_or_default()
 }
 
 pub(super) fn redeem_points(
@@ -107,17 +142,7 @@ pub(super) fn transfer_points(
     }
     let (mut view, mut events) = prepare_debit(state, from, now);
     require_available(&view, from, points)?;
-    let alerts = check_velocity(
-        risk_rules(state).and_then(|rules| rules.transfer_velocity.as_ref()),
-        RiskRule::TransferVelocity,
-        from,
-        state
-            .accounts
-            .get(from)
-            .map(|stored| &stored.recent_transfers),
-        points,
-        now,
-    )?;
+    let alerts = velocity_alerts(state, RiskRule::TransferVelocity, from, points, now)?;
     events.extend(alerts.into_iter().map(Event::RiskAlertRaised));
     let mut ids = IdAllocator::new(state);
     let transfer_id = ids.transfer();
