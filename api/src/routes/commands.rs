@@ -379,6 +379,12 @@ pub async fn revoke_api_key(
 ) -> Result<Response, ApiError> {
     let key_id = path_id(KeyId::parse, "key_id", key_id)?;
     let Authenticated(acting) = actor;
+    if key_id.as_str() == crate::auth::BOOTSTRAP_KEY_ID && acting.role == Role::Admin {
+        return Err(ApiError::validation(
+            "key_id",
+            "the bootstrap key is LEDGER_ADMIN_KEY itself, not a key created here: retire it by restarting the server with another LEDGER_ADMIN_KEY",
+        ));
+    }
     let command_id = command_id(&acting, &headers, None)?;
     let outcome = submit(&state, acting, command_id, Command::RevokeApiKey { key_id }).await?;
     // Requests are authenticated against the key read model: answered

@@ -743,6 +743,12 @@ fn roles_and_merchant_scope_are_enforced_and_revoked_keys_stop_working() {
         "revoke",
     );
     refused(
+        &server.admin("DELETE", "/v1/api-keys/bootstrap-admin", None),
+        400,
+        "validation_error",
+        "the bootstrap key is not revoked through the API",
+    );
+    refused(
         &issuance(&cafe, "cafe", "c-2"),
         401,
         "unauthorized",
