@@ -62,7 +62,22 @@ pub struct AccountAnswer {
     pub available: Points,
     /// In the order debits take them: earliest expiry first.
     pub lots: Vec<LotAnswer>,
+    pub expiring: ExpiringAnswer,
     pub as_of_position: Position,
+}
+
+/// What the account will have lost to expiry by a time, unless it spends
+/// it first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExpiringAnswer {
+    /// `expiring_within_days` of the request (default 30).
+    pub within_days: u32,
+    /// Now plus `within_days`.
+    #[schema(value_type = String, format = DateTime)]
+    pub by: Timestamp,
+    /// Points in lots expiring by then, including lots past their expiry
+    /// that the next expiry run takes.
+    pub points: Points,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

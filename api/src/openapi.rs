@@ -35,6 +35,11 @@ const MIN_POSITION: Parameter = Parameter::Query(
     Type::Integer,
     "Answer only once the read models have applied this position (503 `not_caught_up` after a bounded wait).",
 );
+const EXPIRING_WITHIN_DAYS: Parameter = Parameter::Query(
+    "expiring_within_days",
+    Type::Integer,
+    "The horizon of the answer's `expiring` points, 0 to 36,525 days from now (default 30).",
+);
 const AFTER: Parameter = Parameter::Query("after", Type::Integer, "Events after this position.");
 const LIMIT: Parameter = Parameter::Query(
     "limit",
@@ -250,7 +255,7 @@ const OPERATIONS: &[Operation] = &[
         "An account's balance, holds and lots",
         "admin, analyst, merchant",
         "AccountAnswer",
-        &[ACCOUNT_ID, MIN_POSITION],
+        &[ACCOUNT_ID, EXPIRING_WITHIN_DAYS, MIN_POSITION],
     ),
     query(
         "/v1/accounts/{id}/history",

@@ -140,12 +140,14 @@ impl AccountBalance {
         self.balance.saturating_sub(self.held)
     }
 
-    /// Points in lots expiring after `now` and at most `days` days later.
+    /// Points that will have expired `days` days after `now`: in lots
+    /// expiring by then, including lots already past their expiry that no
+    /// expiry run has taken yet (they go at the next one).
     pub fn expiring_within(&self, now: Timestamp, days: u32) -> Points {
         let horizon = now.plus_days(days);
         self.lots
             .iter()
-            .filter(|lot| lot.expires_at.is_some_and(|at| at > now && at <= horizon))
+            .filter(|lot| lot.expires_at.is_some_and(|at| at <= horizon))
             .map(|lot| lot.remaining)
             .sum()
     }
@@ -304,6 +306,34 @@ mod tests {
             balances.account(&account("ann")).map(|ann| ann.balance),
             Some(70)
         );
+    }
+
+    #[test]
+    fn points_expiring_by_a_horizon_include_lots_already_past_due() {
+        let day = |days: i64| Timestamp::from_unix_seconds(1_790_000_000 + days * 86_400);
+        let mut event = transfer(
+            "bob",
+            "ann",
+            &[(1, 11, 5), (2, 12, 7), (3, 13, 11), (4, 14, 13)],
+        );
+        if let Event::PointsTransferred(transfer) = &mut event {
+            for (credit, expires_at) in
+                transfer
+                    .moved
+                    .iter_mut()
+                    .zip([Some(day(-1)), Some(day(10)), Some(day(40)), None])
+            {
+                credit.expires_at = expires_at;
+            }
+        }
+        let mut balances = Balances::default();
+        balances.apply(1, &event);
+        let ann = balances.account(&account("ann")).expect("credited");
+        assert_eq!(ann.expiring_within(day(0), 0), 5, "past due, not yet run");
+        assert_eq!(ann.expiring_within(day(0), 10), 5 + 7);
+        assert_eq!(ann.expiring_within(day(0), 30), 5 + 7);
+        assert_eq!(ann.expiring_within(day(0), 40), 5 + 7 + 11);
+        assert_eq!(ann.expiring_within(day(0), 36_525), 5 + 7 + 11, "never");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use ledger_core::domain::command::Role;
 use ledger_core::domain::ids::{AccountId, MerchantId};
+use ledger_core::domain::program::EXPIRY_DAYS_MAX;
 use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{Position, Record};
 use projections::Projections;
@@ -15,8 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::RwLockReadGuard;
 
 use crate::answers::{
-    AccountAnswer, ClearingAnswer, EventsAnswer, HistoryAnswer, LotAnswer, MerchantAnswer,
-    MerchantSettlementAnswer, PeriodAnswer, SettlementsAnswer, SupplyAnswer, TotalsAnswer,
+    AccountAnswer, ClearingAnswer, EventsAnswer, ExpiringAnswer, HistoryAnswer, LotAnswer,
+    MerchantAnswer, MerchantSettlementAnswer, PeriodAnswer, SettlementsAnswer, SupplyAnswer,
+    TotalsAnswer,
 };
 use crate::auth::{Authenticated, require_role};
 use crate::error::ApiError;
@@ -32,6 +34,32 @@ const EVENTS_PAGE_DEFAULT: usize = 100;
 pub struct Consistency {
     #[serde(default)]
     pub min_position: Option<Position>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountQuery {
+    #[serde(default)]
+    pub min_position: Option<Position>,
+    /// The horizon of the answer's `expiring` points, in days from now.
+    #[serde(default)]
+    pub expiring_within_days: Option<u32>,
+}
+
+/// The horizon of `expiring` when a query names none.
+const EXPIRING_WITHIN_DAYS_DEFAULT: u32 = 30;
+
+impl AccountQuery {
+    fn expiring_within_days(&self) -> Result<u32, ApiError> {
+        match self.expiring_within_days {
+            None => Ok(EXPIRING_WITHIN_DAYS_DEFAULT),
+            Some(days) if days <= EXPIRY_DAYS_MAX => Ok(days),
+            Some(_) => Err(ApiError::validation(
+                "expiring_within_days",
+                format!("must be between 0 and {EXPIRY_DAYS_MAX}"),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,11 +130,13 @@ pub async fn account(
     State(state): State<AppState>,
     Path(account): Path<String>,
     Authenticated(actor): Authenticated,
-    ApiQuery(query): ApiQuery<Consistency>,
+    ApiQuery(query): ApiQuery<AccountQuery>,
 ) -> Result<Json<AccountAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst, Role::Merchant])?;
     let account = parse_account(account)?;
+    let within_days = query.expiring_within_days()?;
     let models = read_models(&state, query.min_position).await?;
+    let now = ledger_core::engine::Clock::now(&ledger_core::engine::SystemClock);
     // An account no event has touched yet simply holds nothing.
     let untouched = AccountBalance::default();
     let balance = models.balances.account(&account).unwrap_or(&untouched);
@@ -127,6 +157,11 @@ pub async fn account(
         held: balance.held,
         available: balance.available(),
         lots,
+        expiring: ExpiringAnswer {
+            within_days,
+            by: now.plus_days(within_days),
+            points: balance.expiring_within(now, within_days),
+        },
         as_of_position: models.position(),
     }))
 }

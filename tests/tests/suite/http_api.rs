@@ -354,6 +354,46 @@ fn a_programme_story_adds_up_in_balances_settlements_and_supply() {
     }
 }
 
+/// An account's answer says how much will have expired by a horizon (30
+/// days unless the query names one), for members to be told in time.
+#[test]
+fn an_account_answer_says_what_expires_soon() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let server = start(directory.path());
+    alliance(&server, json!({"supply_cap": 1_000_000, "expiry_days": 90}));
+    let issued = accepted(&issue(&server, "eve", "cafe", "e-1", 100), "issuance");
+    let expiring = |query: &str| {
+        let answer = server.admin(
+            "GET",
+            &format!("/v1/accounts/eve?min_position={issued}{query}"),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body["expiring"].clone()
+    };
+    let soon = expiring("");
+    assert_eq!(
+        (&soon["within_days"], &soon["points"]),
+        (&json!(30), &json!(0)),
+        "{soon}"
+    );
+    assert!(soon["by"].is_string(), "{soon}");
+    let by_then = expiring("&expiring_within_days=91");
+    assert_eq!(by_then["points"], json!(100), "{by_then}");
+    for bad in ["99999", "-1", "soon"] {
+        refused(
+            &server.admin(
+                "GET",
+                &format!("/v1/accounts/eve?expiring_within_days={bad}"),
+                None,
+            ),
+            400,
+            "validation_error",
+            bad,
+        );
+    }
+}
+
 #[test]
 fn every_error_code_of_the_contract_and_no_event_from_a_refusal() {
     let directory = tempfile::tempdir().expect("temporary directory");
