@@ -57,6 +57,7 @@ type Chunk<T> = Result<T, ReplayError>;
 pub struct LogSource {
     ledger_id: uuid::Uuid,
     head: ledger_core::store::Head,
+    idempotency_seconds: u64,
     chunks: Receiver<Chunk<Vec<VerifiedEvent>>>,
     current: std::vec::IntoIter<VerifiedEvent>,
 }
@@ -90,6 +91,7 @@ impl LogSource {
         Ok(LogSource {
             ledger_id,
             head,
+            idempotency_seconds,
             chunks,
             current: Vec::new().into_iter(),
         })
@@ -102,6 +104,11 @@ impl LogSource {
     /// The head when the log was opened: what a full replay reaches.
     pub fn head(&self) -> ledger_core::store::Head {
         self.head
+    }
+
+    /// The window within which a command id must not take effect twice.
+    pub fn idempotency_seconds(&self) -> u64 {
+        self.idempotency_seconds
     }
 
     /// The next event, `None` at the end (or past `as_of`).

@@ -41,6 +41,9 @@ pub struct Verified {
     pub expired_total: u64,
     pub reversed_total: u64,
     pub outstanding: u64,
+    /// The window within which every command id was checked to take
+    /// effect at most once.
+    pub idempotency_seconds: u64,
     pub seconds: f64,
 }
 
@@ -199,6 +202,7 @@ pub fn verify(
         expired_total: supply.expired_total,
         reversed_total: supply.reversed_total,
         outstanding: supply.outstanding().unwrap_or(0),
+        idempotency_seconds: source.idempotency_seconds(),
         seconds: Duration::as_secs_f64(&started.elapsed()),
     };
     Ok((verified, state))

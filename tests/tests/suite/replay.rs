@@ -852,8 +852,8 @@ fn a_well_chained_history_that_repeats_a_command_fails_at_the_repeat() {
         "{}",
         text(&output)
     );
-    let forgotten = replay(&["verify", "--idempotency-seconds", "60", repeated]);
-    assert_eq!(forgotten.status.code(), Some(0), "{}", text(&forgotten));
+    let forgotten = verified_json(&["verify", "--idempotency-seconds", "60", repeated]);
+    assert_eq!(forgotten["verified"]["idempotency_seconds"], json!(60));
 
     // An issuance straight after another (each one event): the second
     // given the first's id, its own fingerprint kept.
