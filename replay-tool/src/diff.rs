@@ -167,5 +167,29 @@ pub fn diff(
             .map_err(|error| ReplayError::Output(error.to_string()))?,
         &settlements["clearing"],
     );
+    // What settlements leave out: each merchant's standing and funding.
+    for settlement in &report.merchants {
+        let merchant_id = &settlement.merchant_id;
+        let Some(rebuilt) = models.settlements.merchant(merchant_id) else {
+            continue;
+        };
+        let answer = at(&format!("/v1/merchants/{merchant_id}"))?;
+        for (field, value) in [
+            ("status", serde_json::to_value(rebuilt.status)),
+            ("funding_balance", serde_json::to_value(rebuilt.funding)),
+            (
+                "deposits_total",
+                serde_json::to_value(rebuilt.deposits_total),
+            ),
+        ] {
+            let value = value.map_err(|error| ReplayError::Output(error.to_string()))?;
+            compare(
+                &mut differences,
+                format!("merchant {merchant_id} {field}"),
+                value,
+                &answer[field],
+            );
+        }
+    }
     Ok(differences)
 }

@@ -631,6 +631,10 @@ fn diff_agrees_with_a_live_server_and_reports_a_planted_difference() {
     assert!(what.contains(&"account alice balance"), "{what:?}");
     assert!(what.contains(&"supply.outstanding"), "{what:?}");
     assert!(
+        what.contains(&"merchant cafe funding_balance"),
+        "one point more cost the cafe a cent more: {what:?}"
+    );
+    assert!(
         !what.iter().any(|what| what.starts_with("account bob")),
         "bob is the same on both: {what:?}"
     );
