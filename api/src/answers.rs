@@ -92,6 +92,37 @@ pub struct HistoryAnswer {
     pub as_of_position: Position,
 }
 
+/// Risk alerts raised by soft velocity limits, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RiskAlertsAnswer {
+    pub alerts: Vec<RiskAlertAnswer>,
+    /// Pass as `after` for the next page.
+    pub next_after: Position,
+    pub as_of_position: Position,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RiskAlertAnswer {
+    /// The alert's event.
+    pub position: Position,
+    #[schema(value_type = String)]
+    pub account: AccountId,
+    /// The merchant of the movement that raised it (none for a transfer).
+    #[schema(value_type = Option<String>)]
+    pub merchant_id: Option<MerchantId>,
+    /// `redemption_velocity` or `transfer_velocity`.
+    pub rule: String,
+    /// `count` or `points`.
+    pub measure: String,
+    /// What the window held with the movement counted.
+    pub observed: u64,
+    /// The soft limit it went past.
+    pub limit: u64,
+    pub window_seconds: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub raised_at: Timestamp,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PeriodAnswer {
     #[schema(value_type = String, format = DateTime)]

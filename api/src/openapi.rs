@@ -16,7 +16,7 @@ use utoipa::openapi::{
 
 use crate::answers::{
     Accepted, AccountAnswer, BatchAnswer, EventsAnswer, HistoryAnswer, MerchantAnswer, Readiness,
-    SettlementsAnswer, SupplyAnswer,
+    RiskAlertsAnswer, SettlementsAnswer, SupplyAnswer,
 };
 use crate::error::Problem;
 use crate::routes::batch::BatchRequest;
@@ -298,6 +298,23 @@ const OPERATIONS: &[Operation] = &[
         ],
     ),
     query(
+        "/v1/risk-alerts",
+        "Risk alerts raised by the soft velocity limits, oldest first, paged",
+        "admin, analyst, auditor",
+        "RiskAlertsAnswer",
+        &[
+            Parameter::Query("account", Type::String, "Only the alerts of this account."),
+            Parameter::Query(
+                "merchant_id",
+                Type::String,
+                "Only the alerts of movements at this merchant.",
+            ),
+            Parameter::Query("after", Type::Integer, "Alerts after this position."),
+            LIMIT,
+            MIN_POSITION,
+        ],
+    ),
+    query(
         "/v1/events",
         "The log's event envelopes with their chain hashes, paged",
         "admin, auditor",
@@ -489,6 +506,7 @@ pub fn document() -> OpenApi {
     components = with_schema::<SupplyAnswer>(components);
     components = with_schema::<MerchantAnswer>(components);
     components = with_schema::<SettlementsAnswer>(components);
+    components = with_schema::<RiskAlertsAnswer>(components);
     components = with_schema::<EventsAnswer>(components);
     components = with_schema::<Readiness>(components);
     components = with_schema::<Problem>(components);

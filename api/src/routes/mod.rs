@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/accounts/{id}/history", get(queries::account_history))
         .route("/v1/supply", get(queries::supply))
         .route("/v1/settlements", get(queries::settlements))
+        .route("/v1/risk-alerts", get(queries::risk_alerts))
         .route("/v1/events", get(queries::events))
         .route("/v1/events/stream", get(stream::events_stream))
         .route("/v1/batch", post(batch::batch))

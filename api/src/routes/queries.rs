@@ -17,8 +17,8 @@ use tokio::sync::RwLockReadGuard;
 
 use crate::answers::{
     AccountAnswer, ClearingAnswer, EventsAnswer, ExpiringAnswer, HistoryAnswer, LotAnswer,
-    MerchantAnswer, MerchantSettlementAnswer, PeriodAnswer, SettlementsAnswer, SupplyAnswer,
-    TotalsAnswer,
+    MerchantAnswer, MerchantSettlementAnswer, PeriodAnswer, RiskAlertAnswer, RiskAlertsAnswer,
+    SettlementsAnswer, SupplyAnswer, TotalsAnswer,
 };
 use crate::auth::{Authenticated, require_role};
 use crate::error::ApiError;
@@ -73,16 +73,36 @@ pub struct Page {
     pub min_position: Option<Position>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskAlertsQuery {
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub merchant_id: Option<String>,
+    #[serde(default)]
+    pub after: Position,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub min_position: Option<Position>,
+}
+
 impl Page {
     fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(EVENTS_PAGE_DEFAULT),
-            Some(limit) if (1..=EVENTS_PAGE_MAX).contains(&limit) => Ok(limit),
-            Some(_) => Err(ApiError::validation(
-                "limit",
-                format!("must be between 1 and {EVENTS_PAGE_MAX}"),
-            )),
-        }
+        page_limit(self.limit)
+    }
+}
+
+/// A page size asked for, or the default.
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(EVENTS_PAGE_DEFAULT),
+        Some(limit) if (1..=EVENTS_PAGE_MAX).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::validation(
+            "limit",
+            format!("must be between 1 and {EVENTS_PAGE_MAX}"),
+        )),
     }
 }
 
@@ -162,6 +182,57 @@ pub async fn account(
             by: now.plus_days(within_days),
             points: balance.expiring_within(now, within_days),
         },
+        as_of_position: models.position(),
+    }))
+}
+
+pub async fn risk_alerts(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(query): ApiQuery<RiskAlertsQuery>,
+) -> Result<Json<RiskAlertsAnswer>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst, Role::Auditor])?;
+    let account = query.account.map(parse_account).transpose()?;
+    let merchant_id = query
+        .merchant_id
+        .map(|text| {
+            MerchantId::parse(text)
+                .map_err(|error| ApiError::validation("merchant_id", error.to_string()))
+        })
+        .transpose()?;
+    let limit = page_limit(query.limit)?;
+    let models = read_models(&state, query.min_position).await?;
+    let all = models.risk.all();
+    // Alerts are kept in log order: the page starts after `after`.
+    let start = all.partition_point(|raised| raised.position <= query.after);
+    let alerts: Vec<RiskAlertAnswer> = all[start..]
+        .iter()
+        .filter(|raised| {
+            account
+                .as_ref()
+                .is_none_or(|account| &raised.alert.account == account)
+        })
+        .filter(|raised| {
+            merchant_id
+                .as_ref()
+                .is_none_or(|merchant_id| raised.merchant_id.as_ref() == Some(merchant_id))
+        })
+        .take(limit)
+        .map(|raised| RiskAlertAnswer {
+            position: raised.position,
+            account: raised.alert.account.clone(),
+            merchant_id: raised.merchant_id.clone(),
+            rule: raised.alert.rule.to_string(),
+            measure: raised.alert.measure.to_string(),
+            observed: raised.alert.observed,
+            limit: raised.alert.limit,
+            window_seconds: raised.alert.window_seconds,
+            raised_at: raised.alert.raised_at,
+        })
+        .collect();
+    Ok(Json(RiskAlertsAnswer {
+        next_after: alerts.last().map_or(query.after, |alert| alert.position),
+        alerts,
         as_of_position: models.position(),
     }))
 }

@@ -394,6 +394,76 @@ fn an_account_answer_says_what_expires_soon() {
     }
 }
 
+/// The risk read model over HTTP: the alerts a soft velocity limit
+/// raised, filtered by account and merchant and paged by position.
+#[test]
+fn risk_alerts_are_listed_filtered_and_paged() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let server = start(directory.path());
+    alliance(
+        &server,
+        json!({"supply_cap": 1_000_000, "risk_rules": {
+            "redemption_velocity": {"window_seconds": 3_600, "soft_count_max": 1}}}),
+    );
+    accepted(&issue(&server, "alice", "cafe", "a-1", 100), "issuance");
+    let redeem = |order: &str| {
+        server.admin(
+            "POST",
+            "/v1/redemptions",
+            Some(&json!({"account": "alice", "merchant_id": "books", "points": 10, "order_ref": order})),
+        )
+    };
+    accepted(&redeem("r-1"), "first redemption, within the soft limit");
+    let second = redeem("r-2");
+    let head = accepted(&second, "second redemption, past the soft limit");
+    let alert_position = second.body["events"][0]["position"]
+        .as_u64()
+        .expect("the alert comes first");
+    let list = |query: &str| {
+        let answer = server.admin(
+            "GET",
+            &format!("/v1/risk-alerts?min_position={head}{query}"),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body
+    };
+    let all = list("");
+    assert_eq!(
+        all["alerts"],
+        json!([{
+            "position": alert_position, "account": "alice", "merchant_id": "books",
+            "rule": "redemption_velocity", "measure": "count", "observed": 2, "limit": 1,
+            "window_seconds": 3_600, "raised_at": all["alerts"][0]["raised_at"],
+        }]),
+        "{all}"
+    );
+    assert_eq!(all["next_after"], json!(alert_position));
+    assert_eq!(
+        list("&account=alice")["alerts"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(list("&account=bob")["alerts"], json!([]));
+    assert_eq!(list("&merchant_id=cafe")["alerts"], json!([]));
+    let after = list(&format!("&after={alert_position}"));
+    assert_eq!(
+        (&after["alerts"], &after["next_after"]),
+        (&json!([]), &json!(alert_position))
+    );
+    refused(
+        &server.admin("GET", "/v1/risk-alerts?limit=0", None),
+        400,
+        "validation_error",
+        "a page of nothing",
+    );
+    refused(
+        &server.admin("GET", "/v1/risk-alerts?account=no%20spaces", None),
+        400,
+        "validation_error",
+        "a malformed account",
+    );
+}
+
 #[test]
 fn every_error_code_of_the_contract_and_no_event_from_a_refusal() {
     let directory = tempfile::tempdir().expect("temporary directory");
@@ -777,6 +847,9 @@ fn roles_and_merchant_scope_are_enforced_and_revoked_keys_stop_working() {
     assert_eq!(read(&analyst, "/v1/settlements"), 200);
     assert_eq!(read(&analyst, "/v1/accounts/alice/history"), 200);
     assert_eq!(read(&analyst, "/v1/events"), 403);
+    assert_eq!(read(&cafe, "/v1/risk-alerts"), 403);
+    assert_eq!(read(&auditor, "/v1/risk-alerts"), 200);
+    assert_eq!(read(&analyst, "/v1/risk-alerts"), 200);
 
     accepted(
         &server.admin("DELETE", &format!("/v1/api-keys/{cafe_key_id}"), None),
