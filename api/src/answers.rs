@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use ledger_core::domain::ids::{AccountId, LotId, MerchantId};
+use ledger_core::domain::command::Role;
+use ledger_core::domain::ids::{AccountId, KeyId, LotId, MerchantId};
 use ledger_core::domain::state::MerchantStatus;
 use ledger_core::domain::{Amount, Currency, Points, Timestamp};
 use ledger_core::engine::EventEnvelope;
@@ -162,6 +163,20 @@ pub struct TotalsAnswer {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MerchantAnswer {
+    #[serde(flatten)]
+    pub merchant: MerchantView,
+    pub as_of_position: Position,
+}
+
+/// Every merchant, ordered by id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MerchantsAnswer {
+    pub merchants: Vec<MerchantView>,
+    pub as_of_position: Position,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MerchantView {
     #[schema(value_type = String)]
     pub merchant_id: MerchantId,
     pub name: String,
@@ -177,7 +192,28 @@ pub struct MerchantAnswer {
     /// What the operator owes the merchant; negative: the merchant owes.
     #[schema(value_type = String)]
     pub net: Amount,
+}
+
+/// Every API key created through the API, ordered by id: never its
+/// secret, nor the secret's hash. The bootstrap key (`LEDGER_ADMIN_KEY`)
+/// is not among them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeysAnswer {
+    pub keys: Vec<ApiKeyView>,
     pub as_of_position: Position,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    #[schema(value_type = String)]
+    pub key_id: KeyId,
+    /// `admin`, `merchant`, `auditor` or `analyst`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// The merchant a merchant key acts for.
+    #[schema(value_type = Option<String>)]
+    pub merchant_id: Option<MerchantId>,
+    pub revoked: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

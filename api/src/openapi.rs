@@ -15,8 +15,8 @@ use utoipa::openapi::{
 };
 
 use crate::answers::{
-    Accepted, AccountAnswer, BatchAnswer, EventsAnswer, HistoryAnswer, MerchantAnswer, Readiness,
-    RiskAlertsAnswer, SettlementsAnswer, SupplyAnswer,
+    Accepted, AccountAnswer, ApiKeysAnswer, BatchAnswer, EventsAnswer, HistoryAnswer,
+    MerchantAnswer, MerchantsAnswer, Readiness, RiskAlertsAnswer, SettlementsAnswer, SupplyAnswer,
 };
 use crate::error::Problem;
 use crate::routes::batch::BatchRequest;
@@ -298,6 +298,20 @@ const OPERATIONS: &[Operation] = &[
         ],
     ),
     query(
+        "/v1/merchants",
+        "Every merchant: status, funding and totals, ordered by id",
+        "admin, analyst",
+        "MerchantsAnswer",
+        &[MIN_POSITION],
+    ),
+    query(
+        "/v1/api-keys",
+        "Every API key created through the API (never a secret or its hash), ordered by id",
+        "admin",
+        "ApiKeysAnswer",
+        &[MIN_POSITION],
+    ),
+    query(
         "/v1/risk-alerts",
         "Risk alerts raised by the soft velocity limits, oldest first, paged",
         "admin, analyst, auditor",
@@ -507,6 +521,8 @@ pub fn document() -> OpenApi {
     components = with_schema::<MerchantAnswer>(components);
     components = with_schema::<SettlementsAnswer>(components);
     components = with_schema::<RiskAlertsAnswer>(components);
+    components = with_schema::<MerchantsAnswer>(components);
+    components = with_schema::<ApiKeysAnswer>(components);
     components = with_schema::<EventsAnswer>(components);
     components = with_schema::<Readiness>(components);
     components = with_schema::<Problem>(components);

@@ -61,6 +61,11 @@ impl Keys {
         }
     }
 
+    /// Every key ever created, revoked ones too, in no order.
+    pub fn all(&self) -> impl Iterator<Item = &KeyRecord> {
+        self.by_hash.values()
+    }
+
     /// The live (not revoked) key whose secret hashes to `key_hash`.
     pub fn by_hash(&self, key_hash: &str) -> Option<&KeyRecord> {
         self.by_hash.get(key_hash).filter(|record| !record.revoked)

@@ -90,6 +90,11 @@ impl Settlements {
         self.merchants.get(merchant_id)
     }
 
+    /// Every merchant, in no order.
+    pub fn merchants(&self) -> impl Iterator<Item = (&MerchantId, &MerchantAccount)> {
+        self.merchants.iter()
+    }
+
     /// Applies `change` to the merchant's day and all-time totals and
     /// hands the merchant back for the event's other fields: one lookup
     /// per event.

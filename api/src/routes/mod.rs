@@ -24,7 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/program", put(commands::configure_program))
         .route(
             "/v1/merchants",
-            post(commands::submit_body::<commands::MerchantApplication>),
+            post(commands::submit_body::<commands::MerchantApplication>).get(queries::merchants),
         )
         .route("/v1/merchants/{id}", get(queries::merchant))
         .route(
@@ -35,7 +35,10 @@ pub fn routes() -> Router<AppState> {
             "/v1/merchants/{id}/deposits",
             post(commands::record_deposit),
         )
-        .route("/v1/api-keys", post(commands::create_api_key))
+        .route(
+            "/v1/api-keys",
+            post(commands::create_api_key).get(queries::api_keys),
+        )
         .route("/v1/api-keys/{key_id}", delete(commands::revoke_api_key))
         .route(
             "/v1/issuances",

@@ -11,14 +11,16 @@ use ledger_core::engine::EventEnvelope;
 use ledger_core::store::{Position, Record};
 use projections::Projections;
 use projections::balances::AccountBalance;
+use projections::settlements::MerchantAccount;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::RwLockReadGuard;
 
 use crate::answers::{
-    AccountAnswer, ClearingAnswer, EventsAnswer, ExpiringAnswer, HistoryAnswer, LotAnswer,
-    MerchantAnswer, MerchantSettlementAnswer, PeriodAnswer, RiskAlertAnswer, RiskAlertsAnswer,
-    SettlementsAnswer, SupplyAnswer, TotalsAnswer,
+    AccountAnswer, ApiKeyView, ApiKeysAnswer, ClearingAnswer, EventsAnswer, ExpiringAnswer,
+    HistoryAnswer, LotAnswer, MerchantAnswer, MerchantSettlementAnswer, MerchantView,
+    MerchantsAnswer, PeriodAnswer, RiskAlertAnswer, RiskAlertsAnswer, SettlementsAnswer,
+    SupplyAnswer, TotalsAnswer,
 };
 use crate::auth::{Authenticated, require_role};
 use crate::error::ApiError;
@@ -319,7 +321,14 @@ pub async fn merchant(
         .merchant(&merchant_id)
         .ok_or_else(|| ApiError::not_found(format!("no merchant `{merchant_id}`")))?;
     Ok(Json(MerchantAnswer {
-        merchant_id,
+        merchant: merchant_view(&merchant_id, merchant),
+        as_of_position: models.position(),
+    }))
+}
+
+fn merchant_view(merchant_id: &MerchantId, merchant: &MerchantAccount) -> MerchantView {
+    MerchantView {
+        merchant_id: merchant_id.clone(),
         name: merchant.name.clone(),
         currency: merchant.currency,
         status: merchant.status,
@@ -327,6 +336,48 @@ pub async fn merchant(
         deposits_total: merchant.deposits_total,
         totals: TotalsAnswer::from(&merchant.totals),
         net: merchant.totals.net(),
+    }
+}
+
+pub async fn merchants(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(query): ApiQuery<Consistency>,
+) -> Result<Json<MerchantsAnswer>, ApiError> {
+    require_role(&actor, &[Role::Admin, Role::Analyst])?;
+    let models = read_models(&state, query.min_position).await?;
+    let mut merchants: Vec<MerchantView> = models
+        .settlements
+        .merchants()
+        .map(|(merchant_id, merchant)| merchant_view(merchant_id, merchant))
+        .collect();
+    merchants.sort_by(|left, right| left.merchant_id.cmp(&right.merchant_id));
+    Ok(Json(MerchantsAnswer {
+        merchants,
+        as_of_position: models.position(),
+    }))
+}
+
+pub async fn api_keys(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(query): ApiQuery<Consistency>,
+) -> Result<Json<ApiKeysAnswer>, ApiError> {
+    require_role(&actor, &[Role::Admin])?;
+    let models = read_models(&state, query.min_position).await?;
+    let mut keys: Vec<ApiKeyView> = models
+        .keys
+        .all()
+        .map(|key| ApiKeyView {
+            key_id: key.key_id.clone(),
+            role: key.role,
+            merchant_id: key.merchant_id.clone(),
+            revoked: key.revoked,
+        })
+        .collect();
+    keys.sort_by(|left, right| left.key_id.cmp(&right.key_id));
+    Ok(Json(ApiKeysAnswer {
+        keys,
         as_of_position: models.position(),
     }))
 }

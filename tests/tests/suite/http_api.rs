@@ -861,6 +861,42 @@ fn roles_and_merchant_scope_are_enforced_and_revoked_keys_stop_working() {
         "validation_error",
         "the bootstrap key is not revoked through the API",
     );
+    // The keys as an admin audits them: never a secret or its hash.
+    let keys = server.admin("GET", "/v1/api-keys", None);
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    let listed = keys.body["keys"].as_array().expect("keys");
+    assert_eq!(listed.len(), 3, "{}", keys.text);
+    let cafe_listed = listed
+        .iter()
+        .find(|key| key["key_id"] == json!(cafe_key_id))
+        .expect("the cafe's key is listed");
+    assert_eq!(
+        cafe_listed,
+        &json!({"key_id": cafe_key_id, "role": "merchant", "merchant_id": "cafe", "revoked": true})
+    );
+    assert!(
+        !keys.text.contains(&cafe) && !keys.text.contains("hash"),
+        "{}",
+        keys.text
+    );
+    assert_eq!(read(&analyst, "/v1/api-keys"), 403);
+    assert_eq!(read(&auditor, "/v1/api-keys"), 403);
+    // The merchants, as a back office lists them.
+    let merchants = server.call(&analyst, "GET", "/v1/merchants", None, &[]);
+    assert_eq!(merchants.status, 200, "{}", merchants.text);
+    let listed: Vec<(&str, &str)> = merchants.body["merchants"]
+        .as_array()
+        .expect("merchants")
+        .iter()
+        .filter_map(|merchant| {
+            Some((
+                merchant["merchant_id"].as_str()?,
+                merchant["status"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(listed, vec![("books", "active"), ("cafe", "active")]);
+    assert_eq!(read(&auditor, "/v1/merchants"), 403);
     refused(
         &issuance(&cafe, "cafe", "c-2"),
         401,
