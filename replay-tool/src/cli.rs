@@ -420,7 +420,7 @@ fn refuse_inside(data_dir: &Path, out: &Path) -> Result<(), Failure> {
 
 fn verified_text(verified: &Verified) -> String {
     format!(
-        "verified: {} events of ledger {}\nhead: {}:{}\nlast event at: {}\naccounts: {}, merchants: {}\nsupply: cap {}, outstanding {}, issued {}, redeemed {}, expired {}, reversed {}\nchecked: every record's checksum and chain link, gapless positions, time order, invariants 1 to 7 after every event (command ids within {} s), every sum of money, every risk alert\ntime: {:.3} s ({:.0} events/s)",
+        "verified: {} events of ledger {}\nhead: {}:{}\nlast event at: {}\naccounts: {}, merchants: {}\nsupply: cap {}, outstanding {}, issued {}, redeemed {}, expired {}, reversed {}\nchecked: every record's checksum and chain link, gapless positions, time order, invariants 1 to 7 after every event (command ids within {} s), every sum of money, every risk alert, every actor's right to act\ntime: {:.3} s ({:.0} events/s)",
         verified.events,
         verified.ledger_id,
         verified.head_position,

@@ -52,6 +52,12 @@ pub enum ReplayError {
         event_kind: &'static str,
         violation: InvariantViolation,
     },
+    #[error("position {position} ({event_kind}): recorded by a key not allowed to: {reason}")]
+    NotAllowed {
+        position: Position,
+        event_kind: &'static str,
+        reason: String,
+    },
     #[error(
         "position {position} ({event_kind}): its soft velocity limits raise {raised}; the log records {recorded} with it"
     )]

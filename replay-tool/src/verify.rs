@@ -11,10 +11,12 @@
 //! and every index. Invariant 7's first half is read off the envelopes
 //! as they are decoded (`command_runs`); its second half (one issuance
 //! per order) `apply` checks. Each movement's risk alerts are held to the
-//! ones its soft velocity limits raise (`risk_alerts`).
+//! ones its soft velocity limits raise (`risk_alerts`), and each event to
+//! what its recorded actor was allowed to do (`decide::check_actor`).
 
 use std::time::{Duration, Instant};
 
+use ledger_core::domain::decide::check_actor;
 use ledger_core::domain::invariants::{check_account, check_merchant_funding, check_supply_totals};
 use ledger_core::domain::{State, Timestamp, check_all, try_apply};
 use ledger_core::store::{Hash, Position};
@@ -113,6 +115,13 @@ pub fn verify(
             });
         }
         alert_check.check(&state, envelope)?;
+        check_actor(&state, &envelope.event, &envelope.actor).map_err(|reason| {
+            ReplayError::NotAllowed {
+                position,
+                event_kind,
+                reason,
+            }
+        })?;
         let touched = envelope.event.accounts();
         let before: u128 = touched
             .clone()

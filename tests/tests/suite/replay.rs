@@ -996,6 +996,47 @@ fn a_well_chained_history_with_wrong_risk_alerts_fails_at_the_movement() {
     );
 }
 
+/// Who did what is audited too: a history whose first redemption (at m1)
+/// is rewritten as recorded by a merchant key of m0, or by an analyst,
+/// fails at that redemption (chains recomputed).
+#[test]
+fn a_well_chained_history_with_an_unauthorised_actor_fails_at_its_event() {
+    use ledger_core::domain::Event;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let original = directory.path().join("original");
+    ledger(&original, 0);
+    for (name, role, merchant, expected) in [
+        (
+            "other-merchant",
+            Role::Merchant,
+            Some("m0"),
+            "acts for merchant m0, not m1",
+        ),
+        ("analyst", Role::Analyst, None, "records no events"),
+    ] {
+        let mut rewritten = None;
+        let forged = forge(&original, &directory.path().join(name), |envelope| {
+            if rewritten.is_none() && matches!(envelope.event, Event::PointsRedeemed(_)) {
+                envelope.actor = Actor {
+                    key_id: id(KeyId::parse, "till-7"),
+                    role,
+                    merchant_id: merchant.map(|merchant| id(MerchantId::parse, merchant)),
+                };
+                rewritten = Some(envelope.position);
+            }
+        });
+        let position = rewritten.expect("the story redeems");
+        let output = replay(&["verify", forged.to_str().expect("path")]);
+        assert_finding_at(&output, position, name);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("not allowed to") && stderr.contains(expected),
+            "{}",
+            text(&output)
+        );
+    }
+}
+
 /// A copy of the log at `original` with every envelope passed through
 /// `rewrite` and the chain recomputed: well-formed records that only the
 /// invariant checks can fault.

@@ -206,6 +206,69 @@ fn authorize(state: &State, command: &Command, actor: &Actor) -> Result<(), Reje
     }
 }
 
+/// Whether `actor` could have recorded `event` in `state` (as it was just
+/// before the event): `authorize`'s policy read off a log, for the replay
+/// tool. A key the ledger issued acts with the role and merchant it was
+/// issued with, and not once revoked; a key it never issued (the bootstrap
+/// key, the system's expiry runs) is vouched for by its caller, as
+/// `authorize` vouches for it. Auditors and analysts record nothing. A merchant key's own events name its merchant;
+/// what a debit brings along (expired lots, timed-out holds, risk alerts)
+/// is the ledger's doing, whoever's command made it due.
+pub fn check_actor(state: &State, event: &Event, actor: &Actor) -> Result<(), String> {
+    let key_id = &actor.key_id;
+    match state.api_keys.get(key_id) {
+        Some(key) if key.revoked => return Err(format!("key {key_id} acts after its revocation")),
+        Some(key) if key.role != actor.role || key.merchant_id != actor.merchant_id => {
+            return Err(format!(
+                "key {key_id} acts as {} but was issued as {}",
+                role_text(actor.role, actor.merchant_id.as_ref()),
+                role_text(key.role, key.merchant_id.as_ref())
+            ));
+        }
+        Some(_) | None => {}
+    }
+    let acting_for = match (actor.role, event) {
+        (Role::Admin, _) => return Ok(()),
+        (Role::Auditor | Role::Analyst, _) => {
+            return Err(format!("the {:?} role records no events", actor.role));
+        }
+        (Role::Merchant, Event::PointsExpired(_) | Event::RiskAlertRaised(_)) => return Ok(()),
+        (Role::Merchant, Event::HoldReleased(released))
+            if released.reason == super::event::HoldReleaseReason::TimedOut =>
+        {
+            return Ok(());
+        }
+        (Role::Merchant, Event::HoldReleased(released)) => &released.merchant_id,
+        (Role::Merchant, Event::PointsIssued(issued)) => &issued.merchant_id,
+        (Role::Merchant, Event::PointsRedeemed(redeemed)) => &redeemed.merchant_id,
+        (Role::Merchant, Event::PointsHeld(held)) => &held.merchant_id,
+        (Role::Merchant, Event::HoldCaptured(captured)) => &captured.merchant_id,
+        (Role::Merchant, Event::IssuanceReversed(reversed)) => &reversed.merchant_id,
+        (Role::Merchant, Event::RedemptionReversed(reversed)) => &reversed.merchant_id,
+        (Role::Merchant, other) => {
+            return Err(format!("merchant keys record no {}", other.kind()));
+        }
+    };
+    if actor.merchant_id.as_ref() == Some(acting_for) {
+        Ok(())
+    } else {
+        Err(format!(
+            "key {key_id} acts for merchant {}, not {acting_for}",
+            actor
+                .merchant_id
+                .as_ref()
+                .map_or("(none)", MerchantId::as_str)
+        ))
+    }
+}
+
+fn role_text(role: Role, merchant_id: Option<&MerchantId>) -> String {
+    match merchant_id {
+        Some(merchant_id) => format!("{role:?} of {merchant_id}"),
+        None => format!("{role:?}"),
+    }
+}
+
 fn validate_points(field: &str, points: Points) -> Result<(), Rejection> {
     if points == 0 || points > POINTS_PER_COMMAND_MAX {
         return Err(Rejection::invalid(
