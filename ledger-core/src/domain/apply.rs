@@ -14,7 +14,8 @@ use super::event::{Event, LotCredit, LotPortion, PointsIssued};
 use super::expiry_index::ExpiryIndex;
 use super::ids::{AccountId, LotId, MerchantId};
 use super::money::{Amount, Currency, Money, Points};
-use super::program::{RiskRules, TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX, VelocityLimit};
+use super::program::{TIER_WINDOW_DAYS_MAX, VELOCITY_WINDOW_SECONDS_MAX, VelocityLimit};
+use super::rejection::RiskRule;
 use super::sharded_map::ShardedMap;
 use super::state::{
     Account, ApiKey, Hold, HoldStatus, IssuanceRecord, Lot, Merchant, MerchantNumber,
@@ -149,12 +150,9 @@ fn record_movement(
     Ok(())
 }
 
-/// The programme's velocity limit that `pick` names, if it has one.
-fn velocity_limit(
-    program: Option<&Program>,
-    pick: fn(&RiskRules) -> Option<&VelocityLimit>,
-) -> Option<&VelocityLimit> {
-    program.and_then(|program| pick(&program.rules.risk_rules))
+/// The programme's limit of `rule`, if it has one.
+fn velocity_limit(program: Option<&Program>, rule: RiskRule) -> Option<&VelocityLimit> {
+    program.and_then(|program| program.rules.risk_rules.limit(rule))
 }
 
 /// Takes each portion from its lot, exactly as recorded; with `spent`,
@@ -702,9 +700,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             })?;
             record_movement(
                 &mut account.recent_redemptions,
-                velocity_limit(state.program.as_ref(), |rules| {
-                    rules.redemption_velocity.as_ref()
-                }),
+                velocity_limit(state.program.as_ref(), RiskRule::RedemptionVelocity),
                 "redemption",
                 redeemed.points,
                 redeemed.redeemed_at,
@@ -746,9 +742,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             })?;
             record_movement(
                 &mut sender.recent_transfers,
-                velocity_limit(state.program.as_ref(), |rules| {
-                    rules.transfer_velocity.as_ref()
-                }),
+                velocity_limit(state.program.as_ref(), RiskRule::TransferVelocity),
                 "transfer",
                 transfer.points,
                 transfer.transferred_at,
@@ -779,9 +773,7 @@ fn apply_event(state: &mut State, event: &Event) -> Outcome {
             account.active_holds.push(held.hold_id);
             record_movement(
                 &mut account.recent_redemptions,
-                velocity_limit(state.program.as_ref(), |rules| {
-                    rules.redemption_velocity.as_ref()
-                }),
+                velocity_limit(state.program.as_ref(), RiskRule::RedemptionVelocity),
                 "hold",
                 held.points,
                 held.held_at,

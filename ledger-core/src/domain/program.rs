@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::Category;
 use super::money::{Amount, POINTS_PER_COMMAND_MAX, Points, SUPPLY_CAP_MAX};
-use super::rejection::{Rejection, RiskMeasure};
+use super::rejection::{Rejection, RiskMeasure, RiskRule};
 use super::time::Timestamp;
 
 /// Longest trailing window for member tiers. State keeps per-day earnings
@@ -171,6 +171,16 @@ pub struct RiskRules {
     /// Applies to the sending account of a transfer.
     #[serde(default)]
     pub transfer_velocity: Option<VelocityLimit>,
+}
+
+impl RiskRules {
+    /// The limit of `rule`, if the programme sets one.
+    pub fn limit(&self, rule: RiskRule) -> Option<&VelocityLimit> {
+        match rule {
+            RiskRule::RedemptionVelocity => self.redemption_velocity.as_ref(),
+            RiskRule::TransferVelocity => self.transfer_velocity.as_ref(),
+        }
+    }
 }
 
 /// Per-account limits over a sliding window. Breaching a hard limit rejects

@@ -48,18 +48,11 @@ fn velocity_alerts(
     points: Points,
     now: Timestamp,
 ) -> Result<Vec<RiskAlertRaised>, Rejection> {
-    let rules = risk_rules(state);
-    let stored = state.accounts.get(account);
-    let (limit, recent) = match rule {
-        RiskRule::RedemptionVelocity => (
-            rules.and_then(|rules| rules.redemption_velocity.as_ref()),
-            stored.map(|stored| &stored.recent_redemptions),
-        ),
-        RiskRule::TransferVelocity => (
-            rules.and_then(|rules| rules.transfer_velocity.as_ref()),
-            stored.map(|stored| &stored.recent_transfers),
-        ),
-    };
+    let limit = risk_rules(state).and_then(|rules| rules.limit(rule));
+    let recent = state.accounts.get(account).map(|stored| match rule {
+        RiskRule::RedemptionVelocity => &stored.recent_redemptions,
+        RiskRule::TransferVelocity => &stored.recent_transfers,
+    });
     check_velocity(limit, rule, account, recent, points, now)
 }
 
