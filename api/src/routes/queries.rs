@@ -148,6 +148,10 @@ fn parse_account(text: String) -> Result<AccountId, ApiError> {
     AccountId::parse(text).map_err(|error| ApiError::validation("account", error.to_string()))
 }
 
+fn parse_merchant(text: String) -> Result<MerchantId, ApiError> {
+    MerchantId::parse(text).map_err(|error| ApiError::validation("merchant_id", error.to_string()))
+}
+
 pub async fn account(
     State(state): State<AppState>,
     Path(account): Path<String>,
@@ -195,13 +199,7 @@ pub async fn risk_alerts(
 ) -> Result<Json<RiskAlertsAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst, Role::Auditor])?;
     let account = query.account.map(parse_account).transpose()?;
-    let merchant_id = query
-        .merchant_id
-        .map(|text| {
-            MerchantId::parse(text)
-                .map_err(|error| ApiError::validation("merchant_id", error.to_string()))
-        })
-        .transpose()?;
+    let merchant_id = query.merchant_id.map(parse_merchant).transpose()?;
     let limit = page_limit(query.limit)?;
     let models = read_models(&state, query.min_position).await?;
     let all = models.risk.all();
@@ -308,8 +306,7 @@ pub async fn merchant(
     ApiQuery(query): ApiQuery<Consistency>,
 ) -> Result<Json<MerchantAnswer>, ApiError> {
     require_role(&actor, &[Role::Admin, Role::Analyst, Role::Merchant])?;
-    let merchant_id = MerchantId::parse(merchant_id)
-        .map_err(|error| ApiError::validation("merchant_id", error.to_string()))?;
+    let merchant_id = parse_merchant(merchant_id)?;
     if actor.role == Role::Merchant && actor.merchant_id.as_ref() != Some(&merchant_id) {
         return Err(ApiError::forbidden(
             "a merchant key may read only its own merchant",
